@@ -1,0 +1,271 @@
+#include "agent/backend/wpr_backend.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace labtrace::agent {
+namespace {
+
+constexpr absl::string_view kEmbeddedPrefix = "embedded:";
+constexpr std::size_t kErrorTailBytes = 1500;
+
+// The last part of wpr's output, trimmed, for error messages.
+std::string OutputTail(const std::string& output) {
+  absl::string_view v = absl::StripAsciiWhitespace(output);
+  if (v.size() > kErrorTailBytes) v = v.substr(v.size() - kErrorTailBytes);
+  std::string out(v);
+  // One line per message line, without the tabs wpr indents with.
+  for (char& c : out) {
+    if (c == '\t' || c == '\r') c = ' ';
+  }
+  return out;
+}
+
+std::int64_t DirectoryBytes(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::int64_t total = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) {
+      auto s = it->file_size(size_ec);
+      if (!size_ec) total += static_cast<std::int64_t>(s);
+    }
+  }
+  return total;
+}
+
+class WprSession final : public BackendSession {
+ public:
+  WprSession(WprBackend* backend, BackendStartRequest request)
+      : backend_(backend), request_(std::move(request)) {}
+
+  absl::StatusOr<std::filesystem::path> Stop() override {
+    const std::filesystem::path out =
+        request_.work_dir / (request_.session_name + ".etl");
+    const std::string instance = WprInstanceName(request_.session_name);
+    const WprConfig& cfg = backend_->options().config;
+    subprocess::Result r = backend_->RunWpr(
+        backend_->StopArgv(request_.session_name, out), cfg.stop_timeout);
+    if (r.outcome == subprocess::Outcome::kTimedOut) {
+      // wpr -stop hung (merge, rundown). Cancel the instance so ETW frees its
+      // session slot; the stop process was already killed.
+      subprocess::Result c = backend_->RunWpr(
+          backend_->CancelArgv(request_.session_name), cfg.cancel_timeout);
+      return absl::DeadlineExceededError(absl::StrCat(
+          "wpr -stop (instance ", instance, ") did not finish within ",
+          absl::FormatDuration(cfg.stop_timeout),
+          " and was killed; output: ", OutputTail(r.output),
+          "; then wpr -cancel ",
+          c.ok() ? std::string("succeeded")
+                 : WprResultToStatus("-cancel", instance, c).ToString()));
+    }
+    LABTRACE_RETURN_IF_ERROR(WprResultToStatus("-stop", instance, r));
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(out, ec)) {
+      return absl::InternalError(absl::StrCat(
+          "wpr -stop (instance ", instance, ") reported success but wrote no ",
+          out.string(), "; output: ", OutputTail(r.output)));
+    }
+    return out;
+  }
+
+  absl::Status Cancel() override {
+    const std::string instance = WprInstanceName(request_.session_name);
+    subprocess::Result r =
+        backend_->RunWpr(backend_->CancelArgv(request_.session_name),
+                         backend_->options().config.cancel_timeout);
+    // Already gone is what we wanted.
+    if (ParseWprHresult(r) == kWprNoProfilesRunning) return absl::OkStatus();
+    return WprResultToStatus("-cancel", instance, r);
+  }
+
+  std::int64_t BytesRecorded() const override {
+    // In file mode wpr writes into -recordtempto (our work dir) as it goes.
+    if (request_.mode != v1::TRACE_MODE_FILE) return -1;
+    return DirectoryBytes(request_.work_dir);
+  }
+
+  std::string RecoveryHandle() const override {
+    return WprInstanceName(request_.session_name);
+  }
+
+ private:
+  WprBackend* const backend_;
+  const BackendStartRequest request_;
+};
+
+}  // namespace
+
+std::optional<std::uint32_t> ParseWprHresult(const subprocess::Result& result) {
+  // wpr prints "Error code: 0xc5583000" (case varies between versions).
+  const std::string lower = absl::AsciiStrToLower(result.output);
+  std::size_t pos = lower.rfind("error code:");
+  if (pos != std::string::npos) {
+    absl::string_view rest = absl::string_view(lower).substr(pos + 11);
+    rest = absl::StripLeadingAsciiWhitespace(rest);
+    if (absl::ConsumePrefix(&rest, "0x")) {
+      std::size_t n = 0;
+      while (n < rest.size() && n < 8 && absl::ascii_isxdigit(rest[n])) ++n;
+      std::uint32_t v = 0;
+      if (n > 0 && absl::SimpleHexAtoi(rest.substr(0, n), &v)) return v;
+    }
+  }
+  if (result.outcome == subprocess::Outcome::kExited && result.exit_code != 0) {
+    // On Windows the exit code is the HRESULT. On POSIX it is 8 bits, which
+    // is only an HRESULT if it has the failure bit: usually it does not.
+    std::uint32_t code = static_cast<std::uint32_t>(result.exit_code);
+    if (code & 0x80000000u) return code;
+  }
+  return std::nullopt;
+}
+
+absl::Status WprResultToStatus(absl::string_view operation,
+                               const std::string& instance,
+                               const subprocess::Result& result) {
+  if (result.ok()) return absl::OkStatus();
+  const std::string what = absl::StrCat("wpr ", operation, " (instance ", instance, ")");
+  switch (result.outcome) {
+    case subprocess::Outcome::kSpawnFailed:
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, " could not run: ", result.error,
+          ". Is the Windows Performance Toolkit installed? Set wpr.path in the "
+          "agent config or --wpr-path"));
+    case subprocess::Outcome::kTimedOut:
+      return absl::DeadlineExceededError(absl::StrCat(
+          what, " ", result.Describe(), "; output: ", OutputTail(result.output)));
+    case subprocess::Outcome::kSignaled:
+    case subprocess::Outcome::kExited:
+      break;
+  }
+  std::optional<std::uint32_t> hr = ParseWprHresult(result);
+  std::string msg = absl::StrCat(what, " failed: ", result.Describe());
+  if (hr) absl::StrAppend(&msg, absl::StrFormat(", HRESULT 0x%08x", *hr));
+  absl::StrAppend(&msg, ": ", OutputTail(result.output));
+  if (!hr) return absl::InternalError(msg);
+  switch (*hr) {
+    case kWprNoProfilesRunning:
+      return absl::FailedPreconditionError(
+          absl::StrCat(msg, " (the WPR instance is not running)"));
+    case kWprAlreadyRunning:
+      return absl::AlreadyExistsError(
+          absl::StrCat(msg, " (a WPR instance with this name already runs)"));
+    case kWprInvalidProfileSchema:
+      return absl::InvalidArgumentError(
+          absl::StrCat(msg, " (the profile file is not a valid WPR profile)"));
+    case kWprTooManySessions:
+      return absl::ResourceExhaustedError(absl::StrCat(
+          msg, " (too many ETW sessions on this machine; stop some traces)"));
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+std::string WprInstanceName(const std::string& session_name) {
+  return "labtrace_" + session_name;
+}
+
+WprBackend::WprBackend(WprBackendOptions options) : options_(std::move(options)) {}
+
+absl::Status WprBackend::CheckAvailable(std::string* detail) const {
+  std::string path = subprocess::FindExecutable(options_.config.path);
+  if (path.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "wpr executable \"", options_.config.path,
+        "\" not found (install the Windows Performance Toolkit, or set "
+        "wpr.path / --wpr-path)"));
+  }
+  if (detail != nullptr) *detail = path;
+  return absl::OkStatus();
+}
+
+std::string WprBackend::ResolveProfile(const std::string& profile) const {
+  absl::string_view p = profile;
+  if (absl::ConsumePrefix(&p, kEmbeddedPrefix)) {
+    return (options_.embedded_profiles_dir / std::string(p)).string();
+  }
+  return profile;
+}
+
+std::vector<std::string> WprBackend::StartArgv(
+    const BackendStartRequest& request) const {
+  std::vector<std::string> argv = {options_.config.path};
+  for (const std::string& p : request.profile.args) {
+    argv.push_back("-start");
+    argv.push_back(ResolveProfile(p));
+  }
+  if (request.mode == v1::TRACE_MODE_FILE) {
+    argv.push_back("-filemode");
+    // Keep wpr's temp files on the data volume, in this session's work dir.
+    argv.push_back("-recordtempto");
+    argv.push_back(request.work_dir.string());
+  }
+  argv.push_back("-instancename");
+  argv.push_back(WprInstanceName(request.session_name));
+  return argv;
+}
+
+std::vector<std::string> WprBackend::StopArgv(
+    const std::string& session_name, const std::filesystem::path& out) const {
+  std::vector<std::string> argv = {options_.config.path, "-stop", out.string(),
+                                   "-instancename", WprInstanceName(session_name)};
+  if (options_.config.skip_pdb_gen) argv.push_back("-skipPdbGen");
+  return argv;
+}
+
+std::vector<std::string> WprBackend::CancelArgv(
+    const std::string& session_name) const {
+  return {options_.config.path, "-cancel", "-instancename",
+          WprInstanceName(session_name)};
+}
+
+std::vector<std::string> WprBackend::StatusArgv(
+    const std::string& session_name) const {
+  return {options_.config.path, "-status", "-instancename",
+          WprInstanceName(session_name)};
+}
+
+subprocess::Result WprBackend::RunWpr(std::vector<std::string> argv,
+                                      absl::Duration timeout) const {
+  subprocess::Options opts;
+  opts.argv = std::move(argv);
+  opts.timeout = absl::ToChronoMilliseconds(timeout);
+  opts.output_cap = 64 * 1024;
+  spdlog::debug("running {}", absl::StrJoin(opts.argv, " "));
+  subprocess::Result r = subprocess::Run(opts);
+  spdlog::debug("wpr {}: {}", opts.argv.size() > 1 ? opts.argv[1] : "", r.Describe());
+  return r;
+}
+
+absl::StatusOr<std::unique_ptr<BackendSession>> WprBackend::Start(
+    const BackendStartRequest& request) {
+  const std::string instance = WprInstanceName(request.session_name);
+  subprocess::Result r =
+      RunWpr(StartArgv(request), options_.config.start_timeout);
+  if (r.outcome == subprocess::Outcome::kTimedOut) {
+    // The instance may have half-started; make sure it does not linger.
+    RunWpr(CancelArgv(request.session_name), options_.config.cancel_timeout);
+  }
+  LABTRACE_RETURN_IF_ERROR(WprResultToStatus("-start", instance, r));
+  return std::unique_ptr<BackendSession>(new WprSession(this, request));
+}
+
+absl::Status WprBackend::CleanupOrphan(const std::string& session_name,
+                                       const std::string& handle) {
+  subprocess::Result r =
+      RunWpr(CancelArgv(session_name), options_.config.cancel_timeout);
+  if (ParseWprHresult(r) == kWprNoProfilesRunning) return absl::OkStatus();
+  return WprResultToStatus("-cancel", WprInstanceName(session_name), r);
+}
+
+}  // namespace labtrace::agent

@@ -1,0 +1,89 @@
+// WprBackend: records ETW through Windows Performance Recorder (wpr.exe).
+//
+// Portable code: it only builds argv and reads results through
+// common/subprocess, so it runs on Linux against tests/tools/fake_wpr.
+// Each session is a WPR instance named "labtrace_<name>" (the prefix marks
+// instances this agent owns):
+//   start:  wpr -start P1 [-start P2 ...] [-filemode -recordtempto DIR]
+//               -instancename labtrace_<name>
+//   stop:   wpr -stop DIR/<name>.etl -instancename labtrace_<name> [-skipPdbGen]
+//   cancel: wpr -cancel -instancename labtrace_<name>
+//   status: wpr -status -instancename labtrace_<name>
+// Timeouts come from WprConfig. A stop that times out is killed, then the
+// instance is cancelled, and the error reports both.
+
+#ifndef LABTRACE_AGENT_BACKEND_WPR_BACKEND_H_
+#define LABTRACE_AGENT_BACKEND_WPR_BACKEND_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/backend/trace_backend.h"
+#include "common/subprocess.h"
+
+namespace labtrace::agent {
+
+// HRESULTs wpr reports that we map to specific status codes.
+inline constexpr std::uint32_t kWprNoProfilesRunning = 0xC5583000;
+inline constexpr std::uint32_t kWprAlreadyRunning = 0xC5583001;
+inline constexpr std::uint32_t kWprInvalidProfileSchema = 0xC5580701;
+inline constexpr std::uint32_t kWprTooManySessions = 0x800705AA;
+
+// The HRESULT wpr reported: the "Error code: 0x..." line of its output, else
+// a non-zero exit code read as a 32-bit HRESULT (what wpr.exe returns on
+// Windows). nullopt when neither is present.
+std::optional<std::uint32_t> ParseWprHresult(const subprocess::Result& result);
+
+// Turns a failed wpr run into a status with a precise code and a message
+// holding the operation, the instance, the exit code, the HRESULT and the
+// tail of wpr's output. OK if the run succeeded.
+absl::Status WprResultToStatus(absl::string_view operation,
+                               const std::string& instance,
+                               const subprocess::Result& result);
+
+// "labtrace_<name>".
+std::string WprInstanceName(const std::string& session_name);
+
+struct WprBackendOptions {
+  WprConfig config;
+  // Where "embedded:" profile files live (<data_dir>/profiles).
+  std::filesystem::path embedded_profiles_dir;
+};
+
+class WprBackend final : public TraceBackend {
+ public:
+  explicit WprBackend(WprBackendOptions options);
+
+  absl::string_view name() const override { return "wpr"; }
+  absl::string_view file_extension() const override { return ".etl"; }
+  absl::Status CheckAvailable(std::string* detail) const override;
+  absl::StatusOr<std::unique_ptr<BackendSession>> Start(
+      const BackendStartRequest& request) override;
+  absl::Status CleanupOrphan(const std::string& session_name,
+                             const std::string& handle) override;
+
+  // The argv of each command, exposed for tests.
+  std::vector<std::string> StartArgv(const BackendStartRequest& request) const;
+  std::vector<std::string> StopArgv(const std::string& session_name,
+                                    const std::filesystem::path& out) const;
+  std::vector<std::string> CancelArgv(const std::string& session_name) const;
+  std::vector<std::string> StatusArgv(const std::string& session_name) const;
+
+  // Runs wpr with a timeout.
+  subprocess::Result RunWpr(std::vector<std::string> argv,
+                            absl::Duration timeout) const;
+
+  const WprBackendOptions& options() const { return options_; }
+
+ private:
+  // Resolves "embedded:file!Profile" to "<embedded dir>/file!Profile".
+  std::string ResolveProfile(const std::string& profile) const;
+
+  WprBackendOptions options_;
+};
+
+}  // namespace labtrace::agent
+
+#endif  // LABTRACE_AGENT_BACKEND_WPR_BACKEND_H_

@@ -1,0 +1,451 @@
+#include "agent/config/agent_config.h"
+
+#include <set>
+#include "absl/strings/string_view.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/file_util.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "yaml-cpp/yaml.h"
+
+namespace labtrace::agent {
+namespace {
+
+// Context for error messages: "agent.yaml:12: ...".
+std::string Where(const std::string& source, const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.line < 0) return source;
+  return absl::StrCat(source, ":", mark.line + 1);
+}
+
+absl::Status Bad(const std::string& source, const YAML::Node& node,
+                 absl::string_view msg) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(Where(source, node), ": ", msg));
+}
+
+absl::Status CheckKeys(const std::string& source, const YAML::Node& map,
+                       absl::string_view section,
+                       const std::set<std::string>& allowed) {
+  if (!map.IsMap()) {
+    return Bad(source, map, absl::StrCat(section, " must be a mapping"));
+  }
+  for (const auto& kv : map) {
+    const std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      return Bad(source, kv.first,
+                 absl::StrCat("unknown key \"", key, "\" in ", section,
+                              "; known keys: ", absl::StrJoin(allowed, ", ")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadString(const std::string& source, const YAML::Node& node,
+                        std::string* out) {
+  if (!node.IsScalar()) return Bad(source, node, "expected a string");
+  *out = node.as<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status ReadInt(const std::string& source, const YAML::Node& node,
+                     int min, int max, int* out) {
+  int v = 0;
+  if (!node.IsScalar() || !absl::SimpleAtoi(node.as<std::string>(), &v)) {
+    return Bad(source, node, "expected an integer");
+  }
+  if (v < min || v > max) {
+    return Bad(source, node,
+               absl::StrCat("value ", v, " out of range [", min, ", ", max, "]"));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const std::string& source, const YAML::Node& node,
+                      bool* out) {
+  bool v = false;
+  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
+    return Bad(source, node, "expected true or false");
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ParseDurationValue(absl::string_view text, absl::Duration* out) {
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad duration \"", text,
+                     "\"; use a positive number with a unit, e.g. 90s, 10m, 4h"));
+  }
+  *out = d;
+  return absl::OkStatus();
+}
+
+absl::Status ReadDuration(const std::string& source, const YAML::Node& node,
+                          absl::Duration* out) {
+  if (!node.IsScalar()) return Bad(source, node, "expected a duration");
+  absl::Status s = ParseDurationValue(node.as<std::string>(), out);
+  if (!s.ok()) return Bad(source, node, s.message());
+  return absl::OkStatus();
+}
+
+absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
+                         ProfileSpec* p) {
+  LABTRACE_RETURN_IF_ERROR(CheckKeys(
+      source, node, "profile",
+      {"name", "backend", "description", "args", "modes"}));
+  if (!node["name"] || !node["backend"]) {
+    return Bad(source, node, "a profile needs `name` and `backend`");
+  }
+  LABTRACE_RETURN_IF_ERROR(ReadString(source, node["name"], &p->name));
+  LABTRACE_RETURN_IF_ERROR(ReadString(source, node["backend"], &p->backend));
+  if (node["description"]) {
+    LABTRACE_RETURN_IF_ERROR(
+        ReadString(source, node["description"], &p->description));
+  }
+  if (node["args"]) {
+    if (!node["args"].IsSequence()) {
+      return Bad(source, node["args"], "`args` must be a list of strings");
+    }
+    for (const auto& a : node["args"]) {
+      std::string s;
+      LABTRACE_RETURN_IF_ERROR(ReadString(source, a, &s));
+      p->args.push_back(s);
+    }
+  }
+  if (node["modes"]) {
+    if (!node["modes"].IsSequence()) {
+      return Bad(source, node["modes"], "`modes` must be a list: [file, memory]");
+    }
+    p->file_mode = p->memory_mode = false;
+    for (const auto& m : node["modes"]) {
+      std::string s;
+      LABTRACE_RETURN_IF_ERROR(ReadString(source, m, &s));
+      if (s == "file") {
+        p->file_mode = true;
+      } else if (s == "memory") {
+        p->memory_mode = true;
+      } else {
+        return Bad(source, m, absl::StrCat("unknown mode \"", s, "\"; use file or memory"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<ProfileSpec> DefaultProfiles() {
+#ifdef _WIN32
+  return {
+      {"default", "wpr",
+       "labtrace's embedded profile: CPU samples with stacks, context "
+       "switches, processes, threads, images, disk and file I/O",
+       {"embedded:labtrace.wprp!Labtrace"}, true, true},
+      {"cpu", "wpr", "WPR built-in CPU profile", {"CPU"}, true, true},
+      {"general", "wpr", "WPR built-in GeneralProfile", {"GeneralProfile"}, true,
+       true},
+  };
+#else
+  return {
+      {"cpu", "perf",
+       "CPU sampling at 999 Hz on all CPUs with call graphs (perf record -F 999 -g)",
+       {"-F", "999", "-g"}, true, true},
+      {"sched", "perf",
+       "scheduler tracepoints: switches, wakeups, migrations, exec/exit "
+       "(needs tracefs)",
+       {"-e", "sched:sched_switch", "-e", "sched:sched_wakeup", "-e",
+        "sched:sched_migrate_task", "-e", "sched:sched_process_exec", "-e",
+        "sched:sched_process_exit"},
+       true, true},
+  };
+#endif
+}
+
+std::filesystem::path DefaultDataDir() {
+#ifdef _WIN32
+  const char* pd = std::getenv("ProgramData");
+  return std::filesystem::path(pd != nullptr ? pd : "C:\\ProgramData") / "labtrace";
+#else
+  return "/var/lib/labtrace";
+#endif
+}
+
+absl::Status ApplyAgentConfigYaml(const std::string& yaml,
+                                  const std::string& source,
+                                  AgentConfig* config) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+  if (root.IsNull()) return absl::OkStatus();  // Empty file.
+  try {
+    LABTRACE_RETURN_IF_ERROR(CheckKeys(
+        source, root, "the agent config",
+        {"listen", "data_dir", "log_level", "limits", "wpr", "perf", "profiles"}));
+    if (root["listen"]) {
+      LABTRACE_RETURN_IF_ERROR(ReadString(source, root["listen"], &config->listen));
+    }
+    if (root["data_dir"]) {
+      std::string d;
+      LABTRACE_RETURN_IF_ERROR(ReadString(source, root["data_dir"], &d));
+      config->data_dir = d;
+    }
+    if (root["log_level"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          ReadString(source, root["log_level"], &config->log_level));
+    }
+    if (const YAML::Node l = root["limits"]) {
+      LABTRACE_RETURN_IF_ERROR(CheckKeys(
+          source, l, "limits",
+          {"max_sessions", "max_duration", "max_threads", "chunk_bytes"}));
+      if (l["max_sessions"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadInt(source, l["max_sessions"], 1, 64, &config->max_sessions));
+      }
+      if (l["max_duration"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, l["max_duration"], &config->max_duration));
+      }
+      if (l["max_threads"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadInt(source, l["max_threads"], 4, 1024, &config->max_threads));
+      }
+      if (l["chunk_bytes"]) {
+        int v = 0;
+        LABTRACE_RETURN_IF_ERROR(
+            ReadInt(source, l["chunk_bytes"], 4096, 4 << 20, &v));
+        config->default_chunk_bytes = static_cast<std::uint32_t>(v);
+      }
+    }
+    if (const YAML::Node w = root["wpr"]) {
+      LABTRACE_RETURN_IF_ERROR(CheckKeys(
+          source, w, "wpr",
+          {"path", "skip_pdb_gen", "start_timeout", "stop_timeout",
+           "cancel_timeout"}));
+      if (w["path"]) LABTRACE_RETURN_IF_ERROR(ReadString(source, w["path"], &config->wpr.path));
+      if (w["skip_pdb_gen"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadBool(source, w["skip_pdb_gen"], &config->wpr.skip_pdb_gen));
+      }
+      if (w["start_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, w["start_timeout"], &config->wpr.start_timeout));
+      }
+      if (w["stop_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, w["stop_timeout"], &config->wpr.stop_timeout));
+      }
+      if (w["cancel_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadDuration(source, w["cancel_timeout"],
+                                              &config->wpr.cancel_timeout));
+      }
+    }
+    if (const YAML::Node p = root["perf"]) {
+      LABTRACE_RETURN_IF_ERROR(CheckKeys(
+          source, p, "perf", {"path", "stop_timeout", "memory_mode_pages"}));
+      if (p["path"]) LABTRACE_RETURN_IF_ERROR(ReadString(source, p["path"], &config->perf.path));
+      if (p["stop_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, p["stop_timeout"], &config->perf.stop_timeout));
+      }
+      if (p["memory_mode_pages"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadInt(source, p["memory_mode_pages"], 1,
+                                         1 << 20, &config->perf.memory_mode_pages));
+      }
+    }
+    if (const YAML::Node profiles = root["profiles"]) {
+      if (!profiles.IsSequence()) {
+        return Bad(source, profiles, "`profiles` must be a list");
+      }
+      config->profiles.clear();
+      for (const auto& node : profiles) {
+        ProfileSpec spec;
+        LABTRACE_RETURN_IF_ERROR(ReadProfile(source, node, &spec));
+        config->profiles.push_back(std::move(spec));
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAgentConfig(const AgentConfig& config) {
+  if (config.listen.empty() || config.listen.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen address \"", config.listen, "\" must be HOST:PORT"));
+  }
+  if (config.data_dir.empty()) {
+    return absl::InvalidArgumentError("data_dir is empty");
+  }
+  if (config.max_sessions < 1) {
+    return absl::InvalidArgumentError("max_sessions must be at least 1");
+  }
+  std::set<std::string> seen;
+  for (const ProfileSpec& p : config.profiles) {
+    LABTRACE_RETURN_IF_ERROR(ValidateName("profile name", p.name));
+    if (!seen.insert(p.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("profile \"", p.name, "\" is defined twice"));
+    }
+    if (p.backend != "wpr" && p.backend != "perf") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("profile \"", p.name, "\": unknown backend \"",
+                       p.backend, "\"; use wpr or perf"));
+    }
+    if (!p.file_mode && !p.memory_mode) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("profile \"", p.name, "\" supports no mode"));
+    }
+    if (p.backend == "wpr" && p.args.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "profile \"", p.name,
+          "\": a wpr profile needs `args` (e.g. [GeneralProfile])"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string AgentUsage() {
+  return R"(labtrace-agent: serves named trace operations on this machine over gRPC.
+
+Usage: labtrace-agent [--config FILE] [flags]
+
+Clients (the `labtrace` controller, grpcurl, CI jobs) start and stop named
+traces ("setup_ebpf", "unit_tests"); each stopped trace becomes an artifact
+file in the data dir that clients list, fetch (resumable) and delete.
+Backends: perf (`perf record -a`, Linux), wpr (Windows Performance Recorder).
+
+Flags (override the config file):
+  --config FILE          YAML config (see deploy/agent.example.yaml).
+  --listen HOST:PORT     gRPC listen address. Default 127.0.0.1:7411.
+                         Port 0 picks a free port; see --port-file.
+  --port-file FILE       Write the bound port to FILE once listening.
+  --data-dir DIR         Artifacts, journal, temp files. Default
+                         /var/lib/labtrace (Linux), %ProgramData%\labtrace.
+  --max-sessions N       Concurrent active sessions (1..64). Default 8.
+  --max-duration D       Auto-stop after D (artifact kept, marked
+                         auto_stopped). Default 4h. Units: s, m, h.
+  --wpr-path PATH        wpr executable. Default wpr.exe (from PATH).
+  --perf-path PATH       perf executable. Default perf (from PATH).
+  --log-level LEVEL      trace, debug, info, warn, error, off. Default info.
+  --version              Print the version and exit.
+  --help                 Print this help and exit.
+
+Config file keys (all optional):
+  listen, data_dir, log_level
+  limits:  max_sessions, max_duration, max_threads, chunk_bytes
+  wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
+           cancel_timeout (60s)
+  perf:    path, stop_timeout (120s), memory_mode_pages (1024)
+  profiles: list of {name, backend: perf|wpr, description, args: [...],
+           modes: [file, memory]}. Replaces the default catalog.
+
+Default profiles: Linux: cpu (perf -F 999 -g), sched (scheduler tracepoints).
+Windows: default (embedded labtrace.wprp), cpu, general (built-in WPR).
+
+The agent serves the standard gRPC health service and server reflection, so
+`grpcurl -plaintext 127.0.0.1:7411 list` works without the .proto.
+)";
+}
+
+absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
+    int argc, const char* const* argv) {
+  AgentCommandLine out;
+  AgentConfig& c = out.config;
+  std::vector<std::pair<std::string, std::string>> flags;
+  std::string config_path;
+  static const std::set<std::string> kValueFlags = {
+      "config",       "listen",       "data-dir",  "max-sessions",
+      "max-duration", "wpr-path",     "perf-path", "log-level",
+      "port-file"};
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      out.print_and_exit = AgentUsage();
+      return out;
+    }
+    if (arg == "--version") {
+      out.print_and_exit = absl::StrCat("labtrace-agent ", LABTRACE_VERSION, "\n");
+      return out;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument \"", arg, "\"; see labtrace-agent --help"));
+    }
+    std::string name(arg.substr(2));
+    std::string value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    if (!kValueFlags.count(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown flag --", name, "; see labtrace-agent --help"));
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
+      }
+      value = argv[++i];
+    }
+    if (name == "config") {
+      config_path = value;
+    } else {
+      flags.emplace_back(name, value);
+    }
+  }
+  c.data_dir = DefaultDataDir();
+  if (!config_path.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(config_path);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot read config: ", text.status().message()));
+    }
+    LABTRACE_RETURN_IF_ERROR(ApplyAgentConfigYaml(*text, config_path, &c));
+  }
+  for (const auto& [name, value] : flags) {
+    if (name == "listen") {
+      c.listen = value;
+    } else if (name == "data-dir") {
+      c.data_dir = value;
+    } else if (name == "max-sessions") {
+      if (!absl::SimpleAtoi(value, &c.max_sessions) || c.max_sessions < 1 ||
+          c.max_sessions > 64) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--max-sessions \"", value, "\": expected an integer in 1..64"));
+      }
+    } else if (name == "max-duration") {
+      absl::Status s = ParseDurationValue(value, &c.max_duration);
+      if (!s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--max-duration: ", s.message()));
+      }
+    } else if (name == "wpr-path") {
+      c.wpr.path = value;
+    } else if (name == "perf-path") {
+      c.perf.path = value;
+    } else if (name == "log-level") {
+      c.log_level = value;
+    } else if (name == "port-file") {
+      out.port_file = value;
+    }
+  }
+  if (c.profiles.empty()) c.profiles = DefaultProfiles();
+  LABTRACE_RETURN_IF_ERROR(ValidateAgentConfig(c));
+  return out;
+}
+
+}  // namespace labtrace::agent

@@ -1,0 +1,103 @@
+// AgentConfig: everything the agent is told by its YAML config file and
+// command-line flags (flags win). See deploy/agent.example.yaml for the file
+// and `labtrace-agent --help` for the flags.
+//
+//   absl::StatusOr<AgentConfig> config = ParseAgentCommandLine(argc, argv);
+//
+// main.cc calls ParseAgentCommandLine; tests build AgentConfig directly or
+// through LoadAgentConfigYaml.
+
+#ifndef LABTRACE_AGENT_CONFIG_AGENT_CONFIG_H_
+#define LABTRACE_AGENT_CONFIG_AGENT_CONFIG_H_
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace labtrace::agent {
+
+// One entry of the profile catalog: a name clients use, and what it records.
+struct ProfileSpec {
+  std::string name;
+  std::string backend;  // "wpr" or "perf"
+  std::string description;
+  // wpr: the profiles given to `wpr -start` (one -start each): a built-in
+  // WPR profile ("GeneralProfile", "CPU") or "file.wprp!Name". The prefix
+  // "embedded:" names a profile file built into the agent
+  // ("embedded:labtrace.wprp!Labtrace"), written to <data_dir>/profiles.
+  // perf: arguments placed after `perf record -a` (events, frequency, -g).
+  std::vector<std::string> args;
+  bool file_mode = true;    // Supports TRACE_MODE_FILE.
+  bool memory_mode = true;  // Supports TRACE_MODE_MEMORY.
+};
+
+struct WprConfig {
+  std::string path = "wpr.exe";  // Executable; bare names are looked up in PATH.
+  bool skip_pdb_gen = true;      // Pass -skipPdbGen on stop (much faster).
+  absl::Duration start_timeout = absl::Seconds(60);
+  absl::Duration stop_timeout = absl::Seconds(600);
+  absl::Duration cancel_timeout = absl::Seconds(60);
+};
+
+struct PerfConfig {
+  std::string path = "perf";
+  // Time perf gets to finish its file after SIGINT before it is killed.
+  absl::Duration stop_timeout = absl::Seconds(120);
+  // How long a fresh perf process must survive to count as started.
+  absl::Duration start_check = absl::Milliseconds(300);
+  // Ring size for MEMORY mode (`perf record --overwrite -m`), in pages per CPU.
+  int memory_mode_pages = 1024;
+};
+
+struct AgentConfig {
+  std::string listen = "127.0.0.1:7411";
+  std::filesystem::path data_dir;  // Default: see DefaultDataDir().
+  int max_sessions = 8;
+  absl::Duration max_duration = absl::Hours(4);
+  int max_threads = 32;              // gRPC handler threads.
+  std::uint32_t default_chunk_bytes = 1 << 20;
+  std::string log_level = "info";
+  WprConfig wpr;
+  PerfConfig perf;
+  // Profile catalog. Empty after parsing means "use DefaultProfiles()".
+  std::vector<ProfileSpec> profiles;
+};
+
+// The default catalog: `cpu` and `sched` (perf) on Linux; `default`
+// (embedded WPR profile), `cpu` and `general` (built-in WPR profiles) on
+// Windows.
+std::vector<ProfileSpec> DefaultProfiles();
+
+// /var/lib/labtrace on Linux, %ProgramData%\labtrace on Windows.
+std::filesystem::path DefaultDataDir();
+
+// Applies a YAML document onto `config` (fields absent keep their values).
+// Errors name the file (`source`) and the line where yaml-cpp gives one.
+absl::Status ApplyAgentConfigYaml(const std::string& yaml,
+                                  const std::string& source,
+                                  AgentConfig* config);
+
+// Checks values (ranges, profile names and backends, duplicate profiles).
+absl::Status ValidateAgentConfig(const AgentConfig& config);
+
+// Result of parsing the command line: either a config to run with, or text
+// to print and exit (for --help / --version).
+struct AgentCommandLine {
+  AgentConfig config;
+  std::string print_and_exit;  // Non-empty: print this and exit 0.
+  std::string port_file;       // --port-file: where to write the bound port.
+};
+
+// Parses flags (and the --config file they name) into a validated config.
+absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(int argc,
+                                                       const char* const* argv);
+
+// The --help text.
+std::string AgentUsage();
+
+}  // namespace labtrace::agent
+
+#endif  // LABTRACE_AGENT_CONFIG_AGENT_CONFIG_H_

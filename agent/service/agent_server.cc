@@ -1,0 +1,106 @@
+#include "agent/service/agent_server.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "agent/backend/embedded_profiles.h"
+#include "agent/backend/wpr_backend.h"
+#include "common/file_util.h"
+#include "common/host_info.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
+#include "spdlog/spdlog.h"
+#ifndef _WIN32
+#include "agent/backend/perf_backend.h"
+#endif
+
+namespace labtrace::agent {
+namespace {
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  out.set_seconds(absl::ToInt64Seconds(d));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfig& config) {
+  LABTRACE_RETURN_IF_ERROR(ValidateAgentConfig(config));
+  LABTRACE_RETURN_IF_ERROR(EnsureDirectory(config.data_dir));
+  const std::filesystem::path profiles_dir = config.data_dir / "profiles";
+  LABTRACE_RETURN_IF_ERROR(WriteEmbeddedProfiles(profiles_dir));
+
+  std::unique_ptr<AgentServer> server(new AgentServer());
+  server->store_ = std::make_unique<ArtifactStore>(config.data_dir);
+  LABTRACE_RETURN_IF_ERROR(server->store_->Load());
+
+  std::map<std::string, std::unique_ptr<TraceBackend>> backends;
+  backends["wpr"] = std::make_unique<WprBackend>(WprBackendOptions{config.wpr, profiles_dir});
+#ifndef _WIN32
+  backends["perf"] = std::make_unique<PerfBackend>(config.perf);
+#endif
+
+  SessionManagerOptions mopts;
+  mopts.max_sessions = config.max_sessions;
+  mopts.max_duration = config.max_duration;
+  mopts.hostname = HostName();
+  mopts.journal_path = config.data_dir / "journal.json";
+  server->manager_ = std::make_unique<SessionManager>(mopts, config.profiles,
+                                                      std::move(backends), server->store_.get());
+  LABTRACE_RETURN_IF_ERROR(server->manager_->Recover());
+  server->manager_->StartAutoStopThread();
+
+  TraceAgentServiceOptions sopts;
+  sopts.data_dir = config.data_dir;
+  sopts.default_chunk_bytes = config.default_chunk_bytes;
+  sopts.limits.set_max_sessions(config.max_sessions);
+  *sopts.limits.mutable_max_duration() = ToProto(config.max_duration);
+  *sopts.limits.mutable_start_timeout() = ToProto(config.wpr.start_timeout);
+  *sopts.limits.mutable_stop_timeout() = ToProto(config.wpr.stop_timeout);
+  sopts.started_at = absl::Now();
+  server->service_ = std::make_unique<TraceAgentService>(sopts, server->manager_.get(),
+                                                         server->store_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  grpc::ResourceQuota quota("labtrace-agent");
+  quota.SetMaxThreads(config.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen,
+        " (address in use, or not an address of this machine?)"));
+  }
+  spdlog::info("labtrace-agent {} listening on {} (port {}), data dir {}", LABTRACE_VERSION,
+               config.listen, server->port_, config.data_dir.string());
+  return server;
+}
+
+void AgentServer::Wait() { server_->Wait(); }
+
+void AgentServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  // Nothing lost: finish every active trace into an artifact.
+  v1::StopAllTracesResponse r = manager_->StopAll(/*discard=*/false);
+  for (const v1::StopAllResult& s : r.results()) {
+    if (s.error().empty()) {
+      spdlog::info("shutdown: stopped {} -> {}", s.session().name(), s.artifact().file_name());
+    } else {
+      spdlog::error("shutdown: could not stop {}: {}", s.session().name(), s.error());
+    }
+  }
+}
+
+AgentServer::~AgentServer() { Shutdown(absl::Seconds(1)); }
+
+}  // namespace labtrace::agent

@@ -1,0 +1,64 @@
+// TraceAgentService: the gRPC adapter of labtrace.v1.TraceAgent. It only
+// translates between gRPC and the SessionManager / ArtifactStore (which hold
+// all the logic) and streams artifact bytes.
+//
+// Sync API: handlers block (backend processes, file reads) on gRPC's thread
+// pool, bounded by the server's ResourceQuota (AgentServer).
+
+#ifndef LABTRACE_AGENT_SERVICE_TRACE_AGENT_SERVICE_H_
+#define LABTRACE_AGENT_SERVICE_TRACE_AGENT_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "agent/session/session_manager.h"
+#include "agent/store/artifact_store.h"
+#include "labtrace/v1/agent.grpc.pb.h"
+
+namespace labtrace::agent {
+
+struct TraceAgentServiceOptions {
+  std::filesystem::path data_dir;  // For free-space reporting.
+  std::uint32_t default_chunk_bytes = 1 << 20;
+  v1::AgentLimits limits;
+  absl::Time started_at;
+};
+
+class TraceAgentService final : public v1::TraceAgent::Service {
+ public:
+  TraceAgentService(TraceAgentServiceOptions options, SessionManager* manager,
+                    ArtifactStore* store);
+
+  grpc::Status GetAgentInfo(grpc::ServerContext* ctx, const v1::GetAgentInfoRequest* req,
+                            v1::AgentInfo* resp) override;
+  grpc::Status StartTrace(grpc::ServerContext* ctx, const v1::StartTraceRequest* req,
+                          v1::TraceSession* resp) override;
+  grpc::Status StopTrace(grpc::ServerContext* ctx, const v1::StopTraceRequest* req,
+                         v1::StopTraceResponse* resp) override;
+  grpc::Status CancelTrace(grpc::ServerContext* ctx, const v1::CancelTraceRequest* req,
+                           v1::TraceSession* resp) override;
+  grpc::Status GetTrace(grpc::ServerContext* ctx, const v1::GetTraceRequest* req,
+                        v1::TraceSession* resp) override;
+  grpc::Status ListTraces(grpc::ServerContext* ctx, const v1::ListTracesRequest* req,
+                          v1::ListTracesResponse* resp) override;
+  grpc::Status StopAllTraces(grpc::ServerContext* ctx, const v1::StopAllTracesRequest* req,
+                             v1::StopAllTracesResponse* resp) override;
+  grpc::Status ListArtifacts(grpc::ServerContext* ctx, const v1::ListArtifactsRequest* req,
+                             v1::ListArtifactsResponse* resp) override;
+  grpc::Status GetArtifact(grpc::ServerContext* ctx, const v1::GetArtifactRequest* req,
+                           v1::Artifact* resp) override;
+  grpc::Status FetchArtifact(grpc::ServerContext* ctx, const v1::FetchArtifactRequest* req,
+                             grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
+  grpc::Status DeleteArtifact(grpc::ServerContext* ctx, const v1::DeleteArtifactRequest* req,
+                              v1::DeleteArtifactResponse* resp) override;
+
+ private:
+  const TraceAgentServiceOptions options_;
+  SessionManager* const manager_;
+  ArtifactStore* const store_;
+};
+
+}  // namespace labtrace::agent
+
+#endif  // LABTRACE_AGENT_SERVICE_TRACE_AGENT_SERVICE_H_

@@ -1,0 +1,134 @@
+// Subprocess: run a program from an argv (never through a shell), capture its
+// output with a size cap, wait with a timeout, and kill its whole process tree.
+//
+// This is the platform layer: it uses only the standard library and the OS API
+// (no Abseil, spdlog or protobuf), so the Windows file cross-compiles with
+// mingw-w64 and its tests run under wine. Callers turn `Result` into an
+// absl::Status themselves (the WPR and perf backends do).
+//
+// Implementations: subprocess_posix.cc (fork/exec, process group, pidfd wait)
+// and subprocess_win.cc (CreateProcessW, job object, pipes). CMake picks one.
+//
+// Promises:
+//  - No zombies: a Process that is destroyed while its child still runs kills
+//    the child's process group (POSIX) or job (Windows) and reaps it.
+//  - Output (stdout and stderr merged, in arrival order) is drained by a
+//    background thread so the child never blocks on a full pipe; only the
+//    last `output_cap` bytes are kept (the tail is what explains a failure).
+//  - Thread safety: Start/Wait/Kill/Interrupt are called by one owner thread;
+//    output() and running() may be called from any thread.
+//
+// Usage:
+//   subprocess::Options opts;
+//   opts.argv = {"wpr", "-status"};
+//   opts.timeout = std::chrono::seconds(60);
+//   subprocess::Result r = subprocess::Run(opts);
+//   if (r.outcome != subprocess::Outcome::kExited || r.exit_code != 0) ...
+
+#ifndef LABTRACE_COMMON_SUBPROCESS_H_
+#define LABTRACE_COMMON_SUBPROCESS_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace labtrace::subprocess {
+
+// How a child ended.
+enum class Outcome {
+  kExited,       // Exited on its own; exit_code is valid.
+  kSignaled,     // Killed by a signal (POSIX); term_signal is valid.
+  kTimedOut,     // Did not finish within the timeout and was killed.
+  kSpawnFailed,  // Could not be started at all; error says why.
+};
+
+const char* OutcomeName(Outcome outcome);
+
+struct Options {
+  // argv[0] is the program: a path, or a bare name looked up in PATH.
+  std::vector<std::string> argv;
+  // Extra environment entries ("KEY=VALUE"), added to the inherited ones.
+  std::vector<std::string> extra_env;
+  // Working directory; empty means inherit.
+  std::string working_dir;
+  // For Run(): total time allowed; zero means no limit.
+  std::chrono::milliseconds timeout{0};
+  // Keep at most this many bytes of output (the most recent ones).
+  std::size_t output_cap = 64 * 1024;
+  // After a timeout or Kill(): time between the polite signal (SIGTERM) and
+  // SIGKILL. On Windows the job is terminated at once.
+  std::chrono::milliseconds kill_grace{2000};
+};
+
+struct Result {
+  Outcome outcome = Outcome::kSpawnFailed;
+  int exit_code = -1;    // kExited: the process's exit status.
+  int term_signal = 0;   // kSignaled: the signal number.
+  std::string output;    // Tail of merged stdout+stderr (<= output_cap).
+  bool output_truncated = false;  // Bytes were dropped from the front.
+  std::string error;     // kSpawnFailed: OS error text; otherwise empty.
+  std::chrono::milliseconds elapsed{0};
+
+  bool ok() const { return outcome == Outcome::kExited && exit_code == 0; }
+  // One line for logs and error messages: "exited with code 3",
+  // "timed out after 60000 ms", "killed by signal 9", "failed to start: ...".
+  std::string Describe() const;
+};
+
+// A running child process. Move-only; destroying a running Process kills it.
+class Process {
+ public:
+  Process();
+  ~Process();
+  Process(Process&&) noexcept;
+  Process& operator=(Process&&) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // Starts the child. On failure returns false and fills *error.
+  bool Start(const Options& options, std::string* error);
+
+  // Waits up to `timeout` (nullopt = forever) for the child to exit. Returns
+  // the result once it has exited (and its output has been drained), nullopt
+  // if it is still running. Safe to call again after nullopt.
+  std::optional<Result> Wait(std::optional<std::chrono::milliseconds> timeout);
+
+  // Asks the child to finish: SIGINT to the process group on POSIX (perf
+  // finishes its file on SIGINT); CTRL_BREAK to the process group on Windows.
+  bool Interrupt();
+
+  // Terminates the whole tree (SIGTERM, grace, SIGKILL; job termination on
+  // Windows) and reaps it. The result is marked kTimedOut if `as_timeout`.
+  Result Kill(bool as_timeout = false);
+
+  // True between a successful Start and the reaping of the child.
+  bool running() const;
+  // OS process id, or -1.
+  std::int64_t pid() const;
+  // A copy of the output captured so far (the tail, <= output_cap).
+  std::string output() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Starts, waits with options.timeout, kills on timeout, returns the result.
+Result Run(const Options& options);
+
+// Finds an executable: a path containing a separator is checked as is, a bare
+// name is searched in PATH (and with PATHEXT extensions on Windows). Returns
+// the full path, or an empty string when not found.
+std::string FindExecutable(const std::string& name);
+
+// True if the process with this id exists (best effort; used by recovery).
+bool ProcessExists(std::int64_t pid);
+
+}  // namespace labtrace::subprocess
+
+#endif  // LABTRACE_COMMON_SUBPROCESS_H_

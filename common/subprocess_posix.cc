@@ -1,0 +1,394 @@
+// POSIX implementation of common/subprocess.h: fork/exec into a new process
+// group, one pipe for merged stdout+stderr drained by a reader thread, and
+// waits on a pidfd (Linux) so a timeout needs no sleep loop.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "common/subprocess.h"
+
+extern char** environ;
+
+namespace labtrace::subprocess {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string ErrnoText(const char* what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
+}
+
+int OpenPidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         ::access(path.c_str(), X_OK) == 0;
+}
+
+// Appends to a bounded tail buffer.
+class TailBuffer {
+ public:
+  explicit TailBuffer(std::size_t cap) : cap_(cap) {}
+  void Append(const char* data, std::size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cap_ == 0) {
+      truncated_ = truncated_ || n > 0;
+      return;
+    }
+    if (n >= cap_) {
+      truncated_ = truncated_ || !buf_.empty() || n > cap_;
+      buf_.assign(data + (n - cap_), cap_);
+      return;
+    }
+    if (buf_.size() + n > cap_) {
+      buf_.erase(0, buf_.size() + n - cap_);
+      truncated_ = true;
+    }
+    buf_.append(data, n);
+  }
+  std::string Get(bool* truncated) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (truncated != nullptr) *truncated = truncated_;
+    return buf_;
+  }
+
+ private:
+  const std::size_t cap_;
+  mutable std::mutex mu_;
+  std::string buf_;
+  bool truncated_ = false;
+};
+
+}  // namespace
+
+struct Process::Impl {
+  pid_t pid = -1;
+  int pidfd = -1;
+  std::unique_ptr<TailBuffer> output;
+  std::thread reader;
+  Clock::time_point started;
+  std::chrono::milliseconds kill_grace{2000};
+  bool reaped = false;
+  std::atomic<bool> child_gone{false};  // Tells the reader to finish up.
+  std::optional<Result> result;         // Set once reaped.
+
+  ~Impl() {
+    if (pid > 0 && !reaped) KillAndReap(false);
+    if (reader.joinable()) reader.join();
+    if (pidfd >= 0) ::close(pidfd);
+  }
+
+  // Non-blocking reap attempt. Returns true when the child has been reaped.
+  bool TryReap(bool block) {
+    if (reaped) return true;
+    int status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid, &status, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return false;
+    reaped = true;
+    Result res;
+    if (r < 0) {
+      // Someone else reaped it (should not happen); report what we know.
+      res.outcome = Outcome::kSignaled;
+      res.error = ErrnoText("waitpid", errno);
+    } else if (WIFEXITED(status)) {
+      res.outcome = Outcome::kExited;
+      res.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      res.outcome = Outcome::kSignaled;
+      res.term_signal = WTERMSIG(status);
+    }
+    // The reader ends when every writer of the pipe is gone. Grandchildren
+    // in the group may still hold it: make sure they are gone too. One that
+    // left the group (setsid) could hold it forever, so the reader also gives
+    // up shortly after it is told the child is gone.
+    ::kill(-pid, SIGKILL);
+    child_gone.store(true);
+    if (reader.joinable()) reader.join();
+    res.output = output->Get(&res.output_truncated);
+    res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        Clock::now() - started);
+    result = std::move(res);
+    return true;
+  }
+
+  // Waits until the child exits or the deadline passes.
+  bool WaitUntil(std::optional<Clock::time_point> deadline) {
+    while (!TryReap(false)) {
+      int timeout_ms = -1;
+      if (deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            *deadline - Clock::now());
+        if (left.count() <= 0) return false;
+        timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+      }
+      if (pidfd >= 0) {
+        pollfd pfd{pidfd, POLLIN, 0};
+        int r = ::poll(&pfd, 1, timeout_ms);
+        if (r < 0 && errno != EINTR) return TryReap(true);
+      } else {
+        // No pidfd (old kernel): short sleeps, bounded by the deadline.
+        int step = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
+        std::this_thread::sleep_for(std::chrono::milliseconds(step));
+      }
+    }
+    return true;
+  }
+
+  void KillAndReap(bool as_timeout) {
+    if (!reaped) {
+      ::kill(-pid, SIGTERM);
+      if (!WaitUntil(Clock::now() + kill_grace)) {
+        ::kill(-pid, SIGKILL);
+        TryReap(true);
+      }
+    }
+    if (as_timeout && result) result->outcome = Outcome::kTimedOut;
+  }
+};
+
+Process::Process() = default;
+Process::~Process() = default;
+Process::Process(Process&&) noexcept = default;
+Process& Process::operator=(Process&&) noexcept = default;
+
+bool Process::Start(const Options& options, std::string* error) {
+  if (impl_ != nullptr) {
+    *error = "process already started";
+    return false;
+  }
+  if (options.argv.empty() || options.argv[0].empty()) {
+    *error = "empty argv";
+    return false;
+  }
+  const std::string program = FindExecutable(options.argv[0]);
+  if (program.empty()) {
+    *error = "executable not found: " + options.argv[0];
+    return false;
+  }
+
+  // Everything the child needs is prepared before fork(): after fork only
+  // async-signal-safe calls are allowed.
+  std::vector<char*> argv;
+  for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    bool overridden = false;
+    for (const std::string& x : options.extra_env) {
+      auto eq = x.find('=');
+      if (eq != std::string::npos && entry.compare(0, eq + 1, x, 0, eq + 1) == 0) {
+        overridden = true;
+        break;
+      }
+    }
+    if (!overridden) env_storage.push_back(std::move(entry));
+  }
+  for (const std::string& x : options.extra_env) env_storage.push_back(x);
+  std::vector<char*> envp;
+  for (std::string& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  int out_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    *error = ErrnoText("pipe2", errno);
+    return false;
+  }
+  // A second pipe reports exec failure (errno) to the parent; it closes on a
+  // successful exec thanks to O_CLOEXEC.
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    *error = ErrnoText("pipe2", errno);
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return false;
+  }
+
+  const char* cwd = options.working_dir.empty() ? nullptr : options.working_dir.c_str();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    *error = ErrnoText("fork", errno);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    return false;
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    // Restore default signal handling the parent may have changed.
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(out_pipe[1], STDERR_FILENO);
+    int child_errno = 0;
+    if (cwd != nullptr && ::chdir(cwd) != 0) {
+      child_errno = errno;
+    } else {
+      ::execve(program.c_str(), argv.data(), envp.data());
+      child_errno = errno;
+    }
+    ssize_t ignored = ::write(err_pipe[1], &child_errno, sizeof(child_errno));
+    (void)ignored;
+    ::_exit(127);
+  }
+  // Parent. Also set the group here to close the race with an early kill.
+  ::setpgid(pid, pid);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(err_pipe[0], &child_errno, sizeof(child_errno));
+  } while (n < 0 && errno == EINTR);
+  ::close(err_pipe[0]);
+
+  auto impl = std::make_unique<Impl>();
+  impl->pid = pid;
+  impl->started = Clock::now();
+  impl->kill_grace = options.kill_grace;
+  impl->output = std::make_unique<TailBuffer>(options.output_cap);
+  if (n == static_cast<ssize_t>(sizeof(child_errno))) {
+    // exec failed: reap the child and report.
+    ::close(out_pipe[0]);
+    int status;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    impl->pid = -1;
+    impl->reaped = true;
+    *error = ErrnoText(cwd != nullptr ? "chdir/exec" : "exec", child_errno) +
+             " (" + program + ")";
+    return false;
+  }
+  impl->pidfd = OpenPidfd(pid);
+  TailBuffer* sink = impl->output.get();
+  std::atomic<bool>* gone = &impl->child_gone;
+  int fd = out_pipe[0];
+  impl->reader = std::thread([sink, gone, fd] {
+    char buf[16 * 1024];
+    int idle_polls_after_exit = 0;
+    for (;;) {
+      pollfd pfd{fd, POLLIN, 0};
+      int pr = ::poll(&pfd, 1, 100);
+      if (pr < 0 && errno != EINTR) break;
+      if (pr <= 0) {
+        // Nothing to read. Once the child is reaped, wait at most ~1 s for
+        // stragglers that escaped the process group, then stop.
+        if (gone->load() && ++idle_polls_after_exit > 10) break;
+        continue;
+      }
+      ssize_t r = ::read(fd, buf, sizeof(buf));
+      if (r > 0) {
+        sink->Append(buf, static_cast<std::size_t>(r));
+      } else if (r == 0 || errno != EINTR) {
+        break;
+      }
+    }
+    ::close(fd);
+  });
+  impl_ = std::move(impl);
+  return true;
+}
+
+std::optional<Result> Process::Wait(
+    std::optional<std::chrono::milliseconds> timeout) {
+  if (impl_ == nullptr) return std::nullopt;
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + *timeout;
+  if (!impl_->WaitUntil(deadline)) return std::nullopt;
+  return impl_->result;
+}
+
+bool Process::Interrupt() {
+  if (impl_ == nullptr || impl_->reaped) return false;
+  return ::kill(-impl_->pid, SIGINT) == 0;
+}
+
+Result Process::Kill(bool as_timeout) {
+  if (impl_ == nullptr) {
+    Result r;
+    r.error = "process was never started";
+    return r;
+  }
+  impl_->KillAndReap(as_timeout);
+  return *impl_->result;
+}
+
+bool Process::running() const { return impl_ != nullptr && !impl_->reaped; }
+
+std::int64_t Process::pid() const { return impl_ == nullptr ? -1 : impl_->pid; }
+
+std::string Process::output() const {
+  return impl_ == nullptr ? std::string() : impl_->output->Get(nullptr);
+}
+
+Result Run(const Options& options) {
+  Process p;
+  std::string error;
+  if (!p.Start(options, &error)) {
+    Result r;
+    r.outcome = Outcome::kSpawnFailed;
+    r.error = error;
+    return r;
+  }
+  std::optional<std::chrono::milliseconds> timeout;
+  if (options.timeout.count() > 0) timeout = options.timeout;
+  if (std::optional<Result> r = p.Wait(timeout)) return *r;
+  return p.Kill(/*as_timeout=*/true);
+}
+
+std::string FindExecutable(const std::string& name) {
+  if (name.empty()) return {};
+  if (name.find('/') != std::string::npos) {
+    return IsExecutableFile(name) ? name : std::string();
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    if (IsExecutableFile(candidate)) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+bool ProcessExists(std::int64_t pid) {
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+}  // namespace labtrace::subprocess
