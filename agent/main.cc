@@ -1,4 +1,5 @@
-// labtrace-agent: flag parsing and wiring only; see agent/service/agent_server.h.
+// labtrace-agent: flag parsing and wiring only; see
+// agent/service/agent_server.h.
 
 #include <signal.h>
 
@@ -14,7 +15,8 @@
 
 int main(int argc, char** argv) {
   using namespace labtrace;
-  absl::StatusOr<agent::AgentCommandLine> cmd = agent::ParseAgentCommandLine(argc, argv);
+  absl::StatusOr<agent::AgentCommandLine> cmd =
+      agent::ParseAgentCommandLine(argc, argv);
   if (!cmd.ok()) {
     std::cerr << "labtrace-agent: " << cmd.status().message() << "\n";
     return 2;
@@ -48,8 +50,13 @@ int main(int argc, char** argv) {
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    spdlog::info("signal {}: shutting down (active traces are stopped and kept)", sig);
-    (*server)->Shutdown();
+    spdlog::info(
+        "signal {}: shutting down (active traces are stopped and kept)", sig);
+    // No grace period: idle client connections would hold a graceful gRPC
+    // shutdown for seconds. Calls in flight are cancelled for their clients,
+    // but their work completes (a stop in progress still stores its file),
+    // and Shutdown then stops and keeps every active trace.
+    (*server)->Shutdown(absl::ZeroDuration());
   });
   (*server)->Wait();
   waiter.join();

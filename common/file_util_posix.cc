@@ -1,8 +1,6 @@
 // POSIX implementation of common/file_util.h (open/fsync/rename). A Windows
 // port needs file_util_win.cc (FlushFileBuffers, MoveFileExW).
 
-#include "common/file_util.h"
-
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -15,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file_util.h"
 
 namespace labtrace {
 namespace {
@@ -129,9 +128,8 @@ absl::StatusOr<std::uint64_t> FreeBytes(const std::filesystem::path& path) {
   std::error_code ec;
   std::filesystem::space_info info = std::filesystem::space(path, ec);
   if (ec) {
-    return absl::InternalError(
-        absl::StrCat("cannot read free space of ", path.string(), ": ",
-                     ec.message()));
+    return absl::InternalError(absl::StrCat("cannot read free space of ",
+                                            path.string(), ": ", ec.message()));
   }
   return static_cast<std::uint64_t>(info.available);
 }
@@ -150,8 +148,8 @@ absl::StatusOr<std::uint64_t> FileSize(const std::filesystem::path& path) {
   std::error_code ec;
   std::uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec) {
-    return absl::NotFoundError(absl::StrCat("cannot stat ", path.string(),
-                                            ": ", ec.message()));
+    return absl::NotFoundError(
+        absl::StrCat("cannot stat ", path.string(), ": ", ec.message()));
   }
   return static_cast<std::uint64_t>(size);
 }

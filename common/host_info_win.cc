@@ -1,7 +1,7 @@
 // Windows implementation of common/host_info.h.
 
-#include <windows.h>
 #include <psapi.h>
+#include <windows.h>
 
 #include <string>
 
@@ -23,7 +23,8 @@ std::string Narrow(const wchar_t* w) {
 std::string HostName() {
   wchar_t buf[256] = {};
   DWORD size = 255;
-  if (!GetComputerNameExW(ComputerNameDnsHostname, buf, &size)) return "unknown";
+  if (!GetComputerNameExW(ComputerNameDnsHostname, buf, &size))
+    return "unknown";
   return Narrow(buf);
 }
 
@@ -33,18 +34,20 @@ std::string OsDescription() {
   OSVERSIONINFOW v = {};
   v.dwOSVersionInfoSize = sizeof(v);
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-  auto fn = ntdll != nullptr ? reinterpret_cast<RtlGetVersionFn>(reinterpret_cast<void*>(
-                                   GetProcAddress(ntdll, "RtlGetVersion")))
-                             : nullptr;
+  auto fn = ntdll != nullptr
+                ? reinterpret_cast<RtlGetVersionFn>(reinterpret_cast<void*>(
+                      GetProcAddress(ntdll, "RtlGetVersion")))
+                : nullptr;
   if (fn == nullptr || fn(&v) != 0) return "Windows";
   SYSTEM_INFO si;
   GetNativeSystemInfo(&si);
-  const char* arch = si.wProcessorArchitecture == PROCESSOR_ARCHITECTURE_AMD64 ? "x64"
-                     : si.wProcessorArchitecture == PROCESSOR_ARCHITECTURE_ARM64 ? "arm64"
-                                                                                 : "x86";
+  const char* arch =
+      si.wProcessorArchitecture == PROCESSOR_ARCHITECTURE_AMD64   ? "x64"
+      : si.wProcessorArchitecture == PROCESSOR_ARCHITECTURE_ARM64 ? "arm64"
+                                                                  : "x86";
   return "Windows " + std::to_string(v.dwMajorVersion) + "." +
-         std::to_string(v.dwMinorVersion) + "." + std::to_string(v.dwBuildNumber) +
-         " " + arch;
+         std::to_string(v.dwMinorVersion) + "." +
+         std::to_string(v.dwBuildNumber) + " " + arch;
 }
 
 std::uint64_t ResidentBytes() {
@@ -53,6 +56,8 @@ std::uint64_t ResidentBytes() {
   return pmc.WorkingSetSize;
 }
 
-std::int64_t CurrentPid() { return static_cast<std::int64_t>(GetCurrentProcessId()); }
+std::int64_t CurrentPid() {
+  return static_cast<std::int64_t>(GetCurrentProcessId());
+}
 
 }  // namespace labtrace

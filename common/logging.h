@@ -4,9 +4,8 @@
 #ifndef LABTRACE_COMMON_LOGGING_H_
 #define LABTRACE_COMMON_LOGGING_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace labtrace {
 

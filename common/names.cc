@@ -67,7 +67,8 @@ absl::Status ValidateOptionalName(absl::string_view what,
   return ValidateName(what, value);
 }
 
-absl::Status ValidateLabelValue(absl::string_view key, absl::string_view value) {
+absl::Status ValidateLabelValue(absl::string_view key,
+                                absl::string_view value) {
   constexpr std::size_t kMaxLabelValue = 256;
   if (value.size() > kMaxLabelValue) {
     return absl::InvalidArgumentError(
@@ -76,10 +77,9 @@ absl::Status ValidateLabelValue(absl::string_view key, absl::string_view value) 
   }
   for (char c : value) {
     if (c < 0x20 || c >= 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("label ", QuoteForMessage(key),
-                       " value has a non-printable character: ",
-                       QuoteForMessage(value)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label ", QuoteForMessage(key),
+          " value has a non-printable character: ", QuoteForMessage(value)));
     }
   }
   return absl::OkStatus();

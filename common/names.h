@@ -7,9 +7,8 @@
 #ifndef LABTRACE_COMMON_NAMES_H_
 #define LABTRACE_COMMON_NAMES_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace labtrace {
 
@@ -24,7 +23,8 @@ bool IsValidName(absl::string_view name);
 absl::Status ValidateName(absl::string_view what, absl::string_view value);
 
 // Same rule, but an empty value is allowed (optional fields: run_id, phase).
-absl::Status ValidateOptionalName(absl::string_view what, absl::string_view value);
+absl::Status ValidateOptionalName(absl::string_view what,
+                                  absl::string_view value);
 
 // Label values: up to 256 printable ASCII characters (they never become paths).
 absl::Status ValidateLabelValue(absl::string_view key, absl::string_view value);

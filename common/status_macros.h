@@ -13,17 +13,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define LABTRACE_RETURN_IF_ERROR(expr)             \
-  do {                                             \
-    ::absl::Status labtrace_status_ = (expr);      \
+#define LABTRACE_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::absl::Status labtrace_status_ = (expr);            \
     if (!labtrace_status_.ok()) return labtrace_status_; \
   } while (0)
 
 #define LABTRACE_STATUS_CONCAT_INNER_(a, b) a##b
 #define LABTRACE_STATUS_CONCAT_(a, b) LABTRACE_STATUS_CONCAT_INNER_(a, b)
 
-#define LABTRACE_ASSIGN_OR_RETURN(lhs, rexpr)                          \
-  LABTRACE_ASSIGN_OR_RETURN_IMPL_(                                     \
+#define LABTRACE_ASSIGN_OR_RETURN(lhs, rexpr) \
+  LABTRACE_ASSIGN_OR_RETURN_IMPL_(            \
       LABTRACE_STATUS_CONCAT_(labtrace_statusor_, __LINE__), lhs, rexpr)
 
 #define LABTRACE_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \

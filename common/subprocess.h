@@ -67,11 +67,11 @@ struct Options {
 
 struct Result {
   Outcome outcome = Outcome::kSpawnFailed;
-  int exit_code = -1;    // kExited: the process's exit status.
-  int term_signal = 0;   // kSignaled: the signal number.
-  std::string output;    // Tail of merged stdout+stderr (<= output_cap).
+  int exit_code = -1;   // kExited: the process's exit status.
+  int term_signal = 0;  // kSignaled: the signal number.
+  std::string output;   // Tail of merged stdout+stderr (<= output_cap).
   bool output_truncated = false;  // Bytes were dropped from the front.
-  std::string error;     // kSpawnFailed: OS error text; otherwise empty.
+  std::string error;  // kSpawnFailed: OS error text; otherwise empty.
   std::chrono::milliseconds elapsed{0};
 
   bool ok() const { return outcome == Outcome::kExited && exit_code == 0; }

@@ -145,7 +145,8 @@ struct Process::Impl {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             *deadline - Clock::now());
         if (left.count() <= 0) return false;
-        timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+        timeout_ms =
+            static_cast<int>(std::min<long long>(left.count(), 1 << 30));
       }
       if (pidfd >= 0) {
         pollfd pfd{pidfd, POLLIN, 0};
@@ -195,7 +196,8 @@ bool Process::Start(const Options& options, std::string* error) {
   // Everything the child needs is prepared before fork(): after fork only
   // async-signal-safe calls are allowed.
   std::vector<char*> argv;
-  for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : options.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<std::string> env_storage;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -203,7 +205,8 @@ bool Process::Start(const Options& options, std::string* error) {
     bool overridden = false;
     for (const std::string& x : options.extra_env) {
       auto eq = x.find('=');
-      if (eq != std::string::npos && entry.compare(0, eq + 1, x, 0, eq + 1) == 0) {
+      if (eq != std::string::npos &&
+          entry.compare(0, eq + 1, x, 0, eq + 1) == 0) {
         overridden = true;
         break;
       }
@@ -230,11 +233,13 @@ bool Process::Start(const Options& options, std::string* error) {
     return false;
   }
 
-  const char* cwd = options.working_dir.empty() ? nullptr : options.working_dir.c_str();
+  const char* cwd =
+      options.working_dir.empty() ? nullptr : options.working_dir.c_str();
   pid_t pid = ::fork();
   if (pid < 0) {
     *error = ErrnoText("fork", errno);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
+      ::close(fd);
     return false;
   }
   if (pid == 0) {

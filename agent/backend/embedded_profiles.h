@@ -6,9 +6,9 @@
 #define LABTRACE_AGENT_BACKEND_EMBEDDED_PROFILES_H_
 
 #include <filesystem>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace labtrace::agent {
 

@@ -68,15 +68,15 @@ class PerfSession final : public BackendSession {
           " after SIGINT and was killed; output: ", Tail(killed.output)));
     }
     if (!CleanPerfExit(*r)) {
-      return absl::InternalError(absl::StrCat("perf record ", r->Describe(),
-                                              ": ", Tail(r->output)));
+      return absl::InternalError(
+          absl::StrCat("perf record ", r->Describe(), ": ", Tail(r->output)));
     }
     std::error_code ec;
     auto size = std::filesystem::file_size(out_, ec);
     if (ec || size == 0) {
-      return absl::InternalError(absl::StrCat(
-          "perf record stopped but ", out_.string(), " is missing or empty: ",
-          Tail(r->output)));
+      return absl::InternalError(
+          absl::StrCat("perf record stopped but ", out_.string(),
+                       " is missing or empty: ", Tail(r->output)));
     }
     return out_;
   }
@@ -112,11 +112,13 @@ absl::Status EnsureTracefs() {
   static std::mutex mu;  // Two sessions starting at once mount only once.
   std::lock_guard<std::mutex> lock(mu);
   std::error_code ec;
-  for (const char* dir : {"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"}) {
+  for (const char* dir :
+       {"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"}) {
     if (std::filesystem::is_directory(dir, ec)) return absl::OkStatus();
   }
   if (::mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0) {
-    spdlog::info("mounted tracefs at /sys/kernel/tracing for tracepoint profiles");
+    spdlog::info(
+        "mounted tracefs at /sys/kernel/tracing for tracepoint profiles");
     return absl::OkStatus();
   }
   const int err = errno;
@@ -151,7 +153,8 @@ std::vector<std::string> PerfBackend::RecordArgv(
     argv.push_back("-m");
     argv.push_back(std::to_string(config_.memory_mode_pages));
   }
-  argv.insert(argv.end(), request.profile.args.begin(), request.profile.args.end());
+  argv.insert(argv.end(), request.profile.args.begin(),
+              request.profile.args.end());
   return argv;
 }
 
@@ -176,19 +179,22 @@ absl::StatusOr<std::unique_ptr<BackendSession>> PerfBackend::Start(
   if (std::optional<subprocess::Result> r =
           process.Wait(absl::ToChronoMilliseconds(config_.start_check))) {
     const std::string tail = Tail(r->output);
-    const std::string msg =
-        absl::StrCat("perf record ", r->Describe(), " right after start: ", tail);
-    if (absl::StrContains(tail, "ermission") || absl::StrContains(tail, "paranoid")) {
+    const std::string msg = absl::StrCat("perf record ", r->Describe(),
+                                         " right after start: ", tail);
+    if (absl::StrContains(tail, "ermission") ||
+        absl::StrContains(tail, "paranoid")) {
       return absl::PermissionDeniedError(msg);
     }
     if (absl::StrContains(tail, "event syntax error") ||
-        absl::StrContains(tail, "Usage:") || absl::StrContains(tail, "unknown tracepoint")) {
+        absl::StrContains(tail, "Usage:") ||
+        absl::StrContains(tail, "unknown tracepoint")) {
       return absl::InvalidArgumentError(
           absl::StrCat(msg, " (check the profile's args in the agent config)"));
     }
     return absl::InternalError(msg);
   }
-  std::filesystem::path out = request.work_dir / (request.session_name + ".perf.data");
+  std::filesystem::path out =
+      request.work_dir / (request.session_name + ".perf.data");
   return std::unique_ptr<BackendSession>(
       new PerfSession(config_, request, std::move(out), std::move(process)));
 }
@@ -204,13 +210,16 @@ absl::Status PerfBackend::CleanupOrphan(const std::string& session_name,
     return absl::InvalidArgumentError(
         absl::StrCat("bad perf recovery handle \"", handle, "\""));
   }
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline",
+                   std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
   if (cmdline.empty() || !absl::StrContains(cmdline, parts.second)) {
     return absl::OkStatus();  // Already gone.
   }
-  spdlog::warn("killing perf (pid {}) left running for session {} by a previous agent",
-               pid, session_name);
+  spdlog::warn(
+      "killing perf (pid {}) left running for session {} by a previous agent",
+      pid, session_name);
   ::kill(static_cast<pid_t>(pid), SIGKILL);
   return absl::OkStatus();
 }

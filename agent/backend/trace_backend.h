@@ -18,10 +18,10 @@
 #include <filesystem>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/config/agent_config.h"
 #include "labtrace/v1/agent.pb.h"
 

@@ -64,9 +64,8 @@ class WprSession final : public BackendSession {
           backend_->CancelArgv(request_.session_name), cfg.cancel_timeout);
       return absl::DeadlineExceededError(absl::StrCat(
           "wpr -stop (instance ", instance, ") did not finish within ",
-          absl::FormatDuration(cfg.stop_timeout),
-          " and was killed; output: ", OutputTail(r.output),
-          "; then wpr -cancel ",
+          absl::FormatDuration(cfg.stop_timeout), " and was killed; output: ",
+          OutputTail(r.output), "; then wpr -cancel ",
           c.ok() ? std::string("succeeded")
                  : WprResultToStatus("-cancel", instance, c).ToString()));
     }
@@ -134,7 +133,8 @@ absl::Status WprResultToStatus(absl::string_view operation,
                                const std::string& instance,
                                const subprocess::Result& result) {
   if (result.ok()) return absl::OkStatus();
-  const std::string what = absl::StrCat("wpr ", operation, " (instance ", instance, ")");
+  const std::string what =
+      absl::StrCat("wpr ", operation, " (instance ", instance, ")");
   switch (result.outcome) {
     case subprocess::Outcome::kSpawnFailed:
       return absl::FailedPreconditionError(absl::StrCat(
@@ -142,8 +142,9 @@ absl::Status WprResultToStatus(absl::string_view operation,
           ". Is the Windows Performance Toolkit installed? Set wpr.path in the "
           "agent config or --wpr-path"));
     case subprocess::Outcome::kTimedOut:
-      return absl::DeadlineExceededError(absl::StrCat(
-          what, " ", result.Describe(), "; output: ", OutputTail(result.output)));
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, " ", result.Describe(),
+                       "; output: ", OutputTail(result.output)));
     case subprocess::Outcome::kSignaled:
     case subprocess::Outcome::kExited:
       break;
@@ -175,7 +176,8 @@ std::string WprInstanceName(const std::string& session_name) {
   return "labtrace_" + session_name;
 }
 
-WprBackend::WprBackend(WprBackendOptions options) : options_(std::move(options)) {}
+WprBackend::WprBackend(WprBackendOptions options)
+    : options_(std::move(options)) {}
 
 absl::Status WprBackend::CheckAvailable(std::string* detail) const {
   std::string path = subprocess::FindExecutable(options_.config.path);
@@ -218,7 +220,8 @@ std::vector<std::string> WprBackend::StartArgv(
 std::vector<std::string> WprBackend::StopArgv(
     const std::string& session_name, const std::filesystem::path& out) const {
   std::vector<std::string> argv = {options_.config.path, "-stop", out.string(),
-                                   "-instancename", WprInstanceName(session_name)};
+                                   "-instancename",
+                                   WprInstanceName(session_name)};
   if (options_.config.skip_pdb_gen) argv.push_back("-skipPdbGen");
   return argv;
 }
@@ -243,7 +246,8 @@ subprocess::Result WprBackend::RunWpr(std::vector<std::string> argv,
   opts.output_cap = 64 * 1024;
   spdlog::debug("running {}", absl::StrJoin(opts.argv, " "));
   subprocess::Result r = subprocess::Run(opts);
-  spdlog::debug("wpr {}: {}", opts.argv.size() > 1 ? opts.argv[1] : "", r.Describe());
+  spdlog::debug("wpr {}: {}", opts.argv.size() > 1 ? opts.argv[1] : "",
+                r.Describe());
   return r;
 }
 

@@ -1,12 +1,12 @@
 #include "agent/config/agent_config.h"
 
 #include <set>
-#include "absl/strings/string_view.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -52,15 +52,16 @@ absl::Status ReadString(const std::string& source, const YAML::Node& node,
   return absl::OkStatus();
 }
 
-absl::Status ReadInt(const std::string& source, const YAML::Node& node,
-                     int min, int max, int* out) {
+absl::Status ReadInt(const std::string& source, const YAML::Node& node, int min,
+                     int max, int* out) {
   int v = 0;
   if (!node.IsScalar() || !absl::SimpleAtoi(node.as<std::string>(), &v)) {
     return Bad(source, node, "expected an integer");
   }
   if (v < min || v > max) {
-    return Bad(source, node,
-               absl::StrCat("value ", v, " out of range [", min, ", ", max, "]"));
+    return Bad(
+        source, node,
+        absl::StrCat("value ", v, " out of range [", min, ", ", max, "]"));
   }
   *out = v;
   return absl::OkStatus();
@@ -79,9 +80,9 @@ absl::Status ReadBool(const std::string& source, const YAML::Node& node,
 absl::Status ParseDurationValue(absl::string_view text, absl::Duration* out) {
   absl::Duration d;
   if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad duration \"", text,
-                     "\"; use a positive number with a unit, e.g. 90s, 10m, 4h"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad duration \"", text,
+        "\"; use a positive number with a unit, e.g. 90s, 10m, 4h"));
   }
   *out = d;
   return absl::OkStatus();
@@ -97,9 +98,9 @@ absl::Status ReadDuration(const std::string& source, const YAML::Node& node,
 
 absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
                          ProfileSpec* p) {
-  LABTRACE_RETURN_IF_ERROR(CheckKeys(
-      source, node, "profile",
-      {"name", "backend", "description", "args", "modes"}));
+  LABTRACE_RETURN_IF_ERROR(
+      CheckKeys(source, node, "profile",
+                {"name", "backend", "description", "args", "modes"}));
   if (!node["name"] || !node["backend"]) {
     return Bad(source, node, "a profile needs `name` and `backend`");
   }
@@ -121,7 +122,8 @@ absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
   }
   if (node["modes"]) {
     if (!node["modes"].IsSequence()) {
-      return Bad(source, node["modes"], "`modes` must be a list: [file, memory]");
+      return Bad(source, node["modes"],
+                 "`modes` must be a list: [file, memory]");
     }
     p->file_mode = p->memory_mode = false;
     for (const auto& m : node["modes"]) {
@@ -132,7 +134,9 @@ absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
       } else if (s == "memory") {
         p->memory_mode = true;
       } else {
-        return Bad(source, m, absl::StrCat("unknown mode \"", s, "\"; use file or memory"));
+        return Bad(
+            source, m,
+            absl::StrCat("unknown mode \"", s, "\"; use file or memory"));
       }
     }
   }
@@ -144,26 +148,39 @@ absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
 std::vector<ProfileSpec> DefaultProfiles() {
 #ifdef _WIN32
   return {
-      {"default", "wpr",
+      {"default",
+       "wpr",
        "labtrace's embedded profile: CPU samples with stacks, context "
        "switches, processes, threads, images, disk and file I/O",
-       {"embedded:labtrace.wprp!Labtrace"}, true, true},
+       {"embedded:labtrace.wprp!Labtrace"},
+       true,
+       true},
       {"cpu", "wpr", "WPR built-in CPU profile", {"CPU"}, true, true},
-      {"general", "wpr", "WPR built-in GeneralProfile", {"GeneralProfile"}, true,
+      {"general",
+       "wpr",
+       "WPR built-in GeneralProfile",
+       {"GeneralProfile"},
+       true,
        true},
   };
 #else
   return {
-      {"cpu", "perf",
-       "CPU sampling at 999 Hz on all CPUs with call graphs (perf record -F 999 -g)",
-       {"-F", "999", "-g"}, true, true},
-      {"sched", "perf",
+      {"cpu",
+       "perf",
+       "CPU sampling at 999 Hz on all CPUs with call graphs (perf record -F "
+       "999 -g)",
+       {"-F", "999", "-g"},
+       true,
+       true},
+      {"sched",
+       "perf",
        "scheduler tracepoints: switches, wakeups, migrations, exec/exit "
        "(needs tracefs)",
        {"-e", "sched:sched_switch", "-e", "sched:sched_wakeup", "-e",
         "sched:sched_migrate_task", "-e", "sched:sched_process_exec", "-e",
         "sched:sched_process_exit"},
-       true, true},
+       true,
+       true},
   };
 #endif
 }
@@ -171,7 +188,8 @@ std::vector<ProfileSpec> DefaultProfiles() {
 std::filesystem::path DefaultDataDir() {
 #ifdef _WIN32
   const char* pd = std::getenv("ProgramData");
-  return std::filesystem::path(pd != nullptr ? pd : "C:\\ProgramData") / "labtrace";
+  return std::filesystem::path(pd != nullptr ? pd : "C:\\ProgramData") /
+         "labtrace";
 #else
   return "/var/lib/labtrace";
 #endif
@@ -189,11 +207,12 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
   }
   if (root.IsNull()) return absl::OkStatus();  // Empty file.
   try {
-    LABTRACE_RETURN_IF_ERROR(CheckKeys(
-        source, root, "the agent config",
-        {"listen", "data_dir", "log_level", "limits", "wpr", "perf", "profiles"}));
+    LABTRACE_RETURN_IF_ERROR(CheckKeys(source, root, "the agent config",
+                                       {"listen", "data_dir", "log_level",
+                                        "limits", "wpr", "perf", "profiles"}));
     if (root["listen"]) {
-      LABTRACE_RETURN_IF_ERROR(ReadString(source, root["listen"], &config->listen));
+      LABTRACE_RETURN_IF_ERROR(
+          ReadString(source, root["listen"], &config->listen));
     }
     if (root["data_dir"]) {
       std::string d;
@@ -228,18 +247,20 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       }
     }
     if (const YAML::Node w = root["wpr"]) {
-      LABTRACE_RETURN_IF_ERROR(CheckKeys(
-          source, w, "wpr",
-          {"path", "skip_pdb_gen", "start_timeout", "stop_timeout",
-           "cancel_timeout"}));
-      if (w["path"]) LABTRACE_RETURN_IF_ERROR(ReadString(source, w["path"], &config->wpr.path));
+      LABTRACE_RETURN_IF_ERROR(
+          CheckKeys(source, w, "wpr",
+                    {"path", "skip_pdb_gen", "start_timeout", "stop_timeout",
+                     "cancel_timeout"}));
+      if (w["path"])
+        LABTRACE_RETURN_IF_ERROR(
+            ReadString(source, w["path"], &config->wpr.path));
       if (w["skip_pdb_gen"]) {
         LABTRACE_RETURN_IF_ERROR(
             ReadBool(source, w["skip_pdb_gen"], &config->wpr.skip_pdb_gen));
       }
       if (w["start_timeout"]) {
-        LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, w["start_timeout"], &config->wpr.start_timeout));
+        LABTRACE_RETURN_IF_ERROR(ReadDuration(source, w["start_timeout"],
+                                              &config->wpr.start_timeout));
       }
       if (w["stop_timeout"]) {
         LABTRACE_RETURN_IF_ERROR(
@@ -253,14 +274,17 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
     if (const YAML::Node p = root["perf"]) {
       LABTRACE_RETURN_IF_ERROR(CheckKeys(
           source, p, "perf", {"path", "stop_timeout", "memory_mode_pages"}));
-      if (p["path"]) LABTRACE_RETURN_IF_ERROR(ReadString(source, p["path"], &config->perf.path));
-      if (p["stop_timeout"]) {
+      if (p["path"])
         LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, p["stop_timeout"], &config->perf.stop_timeout));
+            ReadString(source, p["path"], &config->perf.path));
+      if (p["stop_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadDuration(source, p["stop_timeout"],
+                                              &config->perf.stop_timeout));
       }
       if (p["memory_mode_pages"]) {
         LABTRACE_RETURN_IF_ERROR(ReadInt(source, p["memory_mode_pages"], 1,
-                                         1 << 20, &config->perf.memory_mode_pages));
+                                         1 << 20,
+                                         &config->perf.memory_mode_pages));
       }
     }
     if (const YAML::Node profiles = root["profiles"]) {
@@ -367,9 +391,8 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
   std::vector<std::pair<std::string, std::string>> flags;
   std::string config_path;
   static const std::set<std::string> kValueFlags = {
-      "config",       "listen",       "data-dir",  "max-sessions",
-      "max-duration", "wpr-path",     "perf-path", "log-level",
-      "port-file"};
+      "config",   "listen",    "data-dir",  "max-sessions", "max-duration",
+      "wpr-path", "perf-path", "log-level", "port-file"};
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -377,7 +400,8 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
       return out;
     }
     if (arg == "--version") {
-      out.print_and_exit = absl::StrCat("labtrace-agent ", LABTRACE_VERSION, "\n");
+      out.print_and_exit =
+          absl::StrCat("labtrace-agent ", LABTRACE_VERSION, "\n");
       return out;
     }
     if (!absl::StartsWith(arg, "--")) {
@@ -393,12 +417,13 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
       has_value = true;
     }
     if (!kValueFlags.count(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown flag --", name, "; see labtrace-agent --help"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, "; see labtrace-agent --help"));
     }
     if (!has_value) {
       if (i + 1 >= argc) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " needs a value"));
       }
       value = argv[++i];
     }
@@ -431,7 +456,8 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
     } else if (name == "max-duration") {
       absl::Status s = ParseDurationValue(value, &c.max_duration);
       if (!s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("--max-duration: ", s.message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--max-duration: ", s.message()));
       }
     } else if (name == "wpr-path") {
       c.wpr.path = value;

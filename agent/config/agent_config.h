@@ -35,8 +35,9 @@ struct ProfileSpec {
 };
 
 struct WprConfig {
-  std::string path = "wpr.exe";  // Executable; bare names are looked up in PATH.
-  bool skip_pdb_gen = true;      // Pass -skipPdbGen on stop (much faster).
+  std::string path =
+      "wpr.exe";             // Executable; bare names are looked up in PATH.
+  bool skip_pdb_gen = true;  // Pass -skipPdbGen on stop (much faster).
   absl::Duration start_timeout = absl::Seconds(60);
   absl::Duration stop_timeout = absl::Seconds(600);
   absl::Duration cancel_timeout = absl::Seconds(60);
@@ -57,7 +58,7 @@ struct AgentConfig {
   std::filesystem::path data_dir;  // Default: see DefaultDataDir().
   int max_sessions = 8;
   absl::Duration max_duration = absl::Hours(4);
-  int max_threads = 32;              // gRPC handler threads.
+  int max_threads = 32;  // gRPC handler threads.
   std::uint32_t default_chunk_bytes = 1 << 20;
   std::string log_level = "info";
   WprConfig wpr;

@@ -28,7 +28,8 @@ google::protobuf::Duration ToProto(absl::Duration d) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfig& config) {
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
+    const AgentConfig& config) {
   LABTRACE_RETURN_IF_ERROR(ValidateAgentConfig(config));
   LABTRACE_RETURN_IF_ERROR(EnsureDirectory(config.data_dir));
   const std::filesystem::path profiles_dir = config.data_dir / "profiles";
@@ -39,7 +40,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   LABTRACE_RETURN_IF_ERROR(server->store_->Load());
 
   std::map<std::string, std::unique_ptr<TraceBackend>> backends;
-  backends["wpr"] = std::make_unique<WprBackend>(WprBackendOptions{config.wpr, profiles_dir});
+  backends["wpr"] =
+      std::make_unique<WprBackend>(WprBackendOptions{config.wpr, profiles_dir});
 #ifndef _WIN32
   backends["perf"] = std::make_unique<PerfBackend>(config.perf);
 #endif
@@ -49,8 +51,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   mopts.max_duration = config.max_duration;
   mopts.hostname = HostName();
   mopts.journal_path = config.data_dir / "journal.json";
-  server->manager_ = std::make_unique<SessionManager>(mopts, config.profiles,
-                                                      std::move(backends), server->store_.get());
+  server->manager_ = std::make_unique<SessionManager>(
+      mopts, config.profiles, std::move(backends), server->store_.get());
   LABTRACE_RETURN_IF_ERROR(server->manager_->Recover());
   server->manager_->StartAutoStopThread();
 
@@ -62,8 +64,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   *sopts.limits.mutable_start_timeout() = ToProto(config.wpr.start_timeout);
   *sopts.limits.mutable_stop_timeout() = ToProto(config.wpr.stop_timeout);
   sopts.started_at = absl::Now();
-  server->service_ = std::make_unique<TraceAgentService>(sopts, server->manager_.get(),
-                                                         server->store_.get());
+  server->service_ = std::make_unique<TraceAgentService>(
+      sopts, server->manager_.get(), server->store_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -71,16 +73,21 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   grpc::ResourceQuota quota("labtrace-agent");
   quota.SetMaxThreads(config.max_threads);
   builder.SetResourceQuota(quota);
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &server->port_);
+  // Sync-server pollers wake this often; shutdown waits for them.
+  builder.SetSyncServerOption(
+      grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 200);
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+                           &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", config.listen,
-        " (address in use, or not an address of this machine?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen,
+                     " (address in use, or not an address of this machine?)"));
   }
-  spdlog::info("labtrace-agent {} listening on {} (port {}), data dir {}", LABTRACE_VERSION,
-               config.listen, server->port_, config.data_dir.string());
+  spdlog::info("labtrace-agent {} listening on {} (port {}), data dir {}",
+               LABTRACE_VERSION, config.listen, server->port_,
+               config.data_dir.string());
   return server;
 }
 
@@ -89,14 +96,19 @@ void AgentServer::Wait() { server_->Wait(); }
 void AgentServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  spdlog::debug("shutdown: stopping the gRPC server");
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(grace));
+  spdlog::debug("shutdown: gRPC server stopped");
   // Nothing lost: finish every active trace into an artifact.
   v1::StopAllTracesResponse r = manager_->StopAll(/*discard=*/false);
   for (const v1::StopAllResult& s : r.results()) {
     if (s.error().empty()) {
-      spdlog::info("shutdown: stopped {} -> {}", s.session().name(), s.artifact().file_name());
+      spdlog::info("shutdown: stopped {} -> {}", s.session().name(),
+                   s.artifact().file_name());
     } else {
-      spdlog::error("shutdown: could not stop {}: {}", s.session().name(), s.error());
+      spdlog::error("shutdown: could not stop {}: {}", s.session().name(),
+                    s.error());
     }
   }
 }

@@ -2,7 +2,8 @@
 // session manager, gRPC service with health and reflection) and runs it.
 // main.cc is flag parsing plus AgentServer; tests can run one in-process.
 //
-//   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(config);
+//   absl::StatusOr<std::unique_ptr<AgentServer>> server =
+//   AgentServer::Start(config);
 //   (*server)->port();   // the bound port (config may ask for port 0)
 //   (*server)->Shutdown();
 
@@ -23,7 +24,8 @@ namespace labtrace::agent {
 class AgentServer {
  public:
   // Prepares the data dir, recovers the journal, and starts listening.
-  static absl::StatusOr<std::unique_ptr<AgentServer>> Start(const AgentConfig& config);
+  static absl::StatusOr<std::unique_ptr<AgentServer>> Start(
+      const AgentConfig& config);
   ~AgentServer();
 
   int port() const { return port_; }

@@ -10,7 +10,8 @@ namespace labtrace::agent {
 
 // Same code (the canonical codes match one to one), same message.
 inline grpc::Status ToGrpcStatus(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
 }
 
 }  // namespace labtrace::agent

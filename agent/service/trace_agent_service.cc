@@ -29,7 +29,8 @@ std::string Peer(grpc::ServerContext* ctx) { return ctx->peer(); }
 }  // namespace
 
 TraceAgentService::TraceAgentService(TraceAgentServiceOptions options,
-                                     SessionManager* manager, ArtifactStore* store)
+                                     SessionManager* manager,
+                                     ArtifactStore* store)
     : options_(std::move(options)), manager_(manager), store_(store) {}
 
 grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
@@ -38,16 +39,20 @@ grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
   resp->set_version(LABTRACE_VERSION);
   resp->set_hostname(manager_->options().hostname);
   resp->set_os(OsDescription());
-  for (v1::BackendInfo& b : manager_->Backends()) *resp->add_backends() = std::move(b);
-  for (v1::ProfileInfo& p : manager_->Profiles()) *resp->add_profiles() = std::move(p);
+  for (v1::BackendInfo& b : manager_->Backends())
+    *resp->add_backends() = std::move(b);
+  for (v1::ProfileInfo& p : manager_->Profiles())
+    *resp->add_profiles() = std::move(p);
   *resp->mutable_limits() = options_.limits;
-  if (absl::StatusOr<std::uint64_t> free = FreeBytes(options_.data_dir); free.ok()) {
+  if (absl::StatusOr<std::uint64_t> free = FreeBytes(options_.data_dir);
+      free.ok()) {
     resp->set_free_disk_bytes(*free);
   }
   resp->set_active_sessions(manager_->active_count());
   const std::int64_t ns = absl::ToUnixNanos(options_.started_at);
   resp->mutable_started_at()->set_seconds(ns / 1000000000);
-  resp->mutable_started_at()->set_nanos(static_cast<std::int32_t>(ns % 1000000000));
+  resp->mutable_started_at()->set_nanos(
+      static_cast<std::int32_t>(ns % 1000000000));
   resp->set_artifact_count(store_->count());
   return grpc::Status::OK;
 }
@@ -55,26 +60,30 @@ grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
 grpc::Status TraceAgentService::StartTrace(grpc::ServerContext* ctx,
                                            const v1::StartTraceRequest* req,
                                            v1::TraceSession* resp) {
-  spdlog::info("StartTrace name={} profile={} from {}", QuoteForMessage(req->name()),
-               QuoteForMessage(req->profile()), Peer(ctx));
+  spdlog::info("StartTrace name={} profile={} from {}",
+               QuoteForMessage(req->name()), QuoteForMessage(req->profile()),
+               Peer(ctx));
   return Assign(manager_->Start(*req), resp);
 }
 
 grpc::Status TraceAgentService::StopTrace(grpc::ServerContext* ctx,
                                           const v1::StopTraceRequest* req,
                                           v1::StopTraceResponse* resp) {
-  spdlog::info("StopTrace name={} from {}", QuoteForMessage(req->name()), Peer(ctx));
+  spdlog::info("StopTrace name={} from {}", QuoteForMessage(req->name()),
+               Peer(ctx));
   return Assign(manager_->Stop(req->name()), resp);
 }
 
 grpc::Status TraceAgentService::CancelTrace(grpc::ServerContext* ctx,
                                             const v1::CancelTraceRequest* req,
                                             v1::TraceSession* resp) {
-  spdlog::info("CancelTrace name={} from {}", QuoteForMessage(req->name()), Peer(ctx));
+  spdlog::info("CancelTrace name={} from {}", QuoteForMessage(req->name()),
+               Peer(ctx));
   return Assign(manager_->Cancel(req->name()), resp);
 }
 
-grpc::Status TraceAgentService::GetTrace(grpc::ServerContext*, const v1::GetTraceRequest* req,
+grpc::Status TraceAgentService::GetTrace(grpc::ServerContext*,
+                                         const v1::GetTraceRequest* req,
                                          v1::TraceSession* resp) {
   return Assign(manager_->Get(req->name()), resp);
 }
@@ -88,17 +97,17 @@ grpc::Status TraceAgentService::ListTraces(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status TraceAgentService::StopAllTraces(grpc::ServerContext* ctx,
-                                              const v1::StopAllTracesRequest* req,
-                                              v1::StopAllTracesResponse* resp) {
+grpc::Status TraceAgentService::StopAllTraces(
+    grpc::ServerContext* ctx, const v1::StopAllTracesRequest* req,
+    v1::StopAllTracesResponse* resp) {
   spdlog::warn("StopAllTraces discard={} from {}", req->discard(), Peer(ctx));
   *resp = manager_->StopAll(req->discard());
   return grpc::Status::OK;
 }
 
-grpc::Status TraceAgentService::ListArtifacts(grpc::ServerContext*,
-                                              const v1::ListArtifactsRequest* req,
-                                              v1::ListArtifactsResponse* resp) {
+grpc::Status TraceAgentService::ListArtifacts(
+    grpc::ServerContext*, const v1::ListArtifactsRequest* req,
+    v1::ListArtifactsResponse* resp) {
   if (!req->run_id().empty() && !IsValidName(req->run_id())) {
     return ToGrpcStatus(ValidateName("run_id", req->run_id()));
   }
@@ -117,42 +126,47 @@ grpc::Status TraceAgentService::GetArtifact(grpc::ServerContext*,
   return Assign(store_->Get(req->artifact_id()), resp);
 }
 
-grpc::Status TraceAgentService::DeleteArtifact(grpc::ServerContext* ctx,
-                                               const v1::DeleteArtifactRequest* req,
-                                               v1::DeleteArtifactResponse* resp) {
-  spdlog::info("DeleteArtifact id={} from {}", QuoteForMessage(req->artifact_id()), Peer(ctx));
+grpc::Status TraceAgentService::DeleteArtifact(
+    grpc::ServerContext* ctx, const v1::DeleteArtifactRequest* req,
+    v1::DeleteArtifactResponse* resp) {
+  spdlog::info("DeleteArtifact id={} from {}",
+               QuoteForMessage(req->artifact_id()), Peer(ctx));
   absl::StatusOr<std::uint64_t> freed = store_->Delete(req->artifact_id());
   if (!freed.ok()) return ToGrpcStatus(freed.status());
   resp->set_freed_bytes(*freed);
   return grpc::Status::OK;
 }
 
-grpc::Status TraceAgentService::FetchArtifact(grpc::ServerContext* ctx,
-                                              const v1::FetchArtifactRequest* req,
-                                              grpc::ServerWriter<v1::ArtifactChunk>* writer) {
+grpc::Status TraceAgentService::FetchArtifact(
+    grpc::ServerContext* ctx, const v1::FetchArtifactRequest* req,
+    grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   absl::StatusOr<v1::Artifact> artifact = store_->Get(req->artifact_id());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
-  absl::StatusOr<std::filesystem::path> path = store_->PathOf(req->artifact_id());
+  absl::StatusOr<std::filesystem::path> path =
+      store_->PathOf(req->artifact_id());
   if (!path.ok()) return ToGrpcStatus(path.status());
   const std::uint64_t size = artifact->size_bytes();
   if (req->offset() > size) {
-    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                        absl::StrCat("offset ", req->offset(), " is past the end of artifact ",
-                                     artifact->id(), " (", size, " bytes)"));
+    return grpc::Status(
+        grpc::StatusCode::OUT_OF_RANGE,
+        absl::StrCat("offset ", req->offset(), " is past the end of artifact ",
+                     artifact->id(), " (", size, " bytes)"));
   }
-  std::uint32_t chunk = req->chunk_size() == 0 ? options_.default_chunk_bytes : req->chunk_size();
+  std::uint32_t chunk =
+      req->chunk_size() == 0 ? options_.default_chunk_bytes : req->chunk_size();
   if (chunk > kMaxChunkBytes) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("chunk_size ", chunk, " exceeds the maximum of ",
-                                     kMaxChunkBytes));
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("chunk_size ", chunk, " exceeds the maximum of ",
+                     kMaxChunkBytes));
   }
   // An open file keeps the bytes readable even if the artifact is deleted
   // mid-stream (POSIX); large reads bypass the stream's buffer.
   std::ifstream in(*path, std::ios::binary);
   if (!in) {
     return grpc::Status(grpc::StatusCode::INTERNAL,
-                        absl::StrCat("cannot open ", artifact->file_name(), ": ",
-                                     std::strerror(errno)));
+                        absl::StrCat("cannot open ", artifact->file_name(),
+                                     ": ", std::strerror(errno)));
   }
   std::uint64_t offset = req->offset();
   in.seekg(static_cast<std::streamoff>(offset));
@@ -164,17 +178,23 @@ grpc::Status TraceAgentService::FetchArtifact(grpc::ServerContext* ctx,
   grpc::Status status = grpc::Status::OK;
   while (first || offset < size) {
     if (ctx->IsCancelled()) {
-      status = grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled the fetch");
+      status = grpc::Status(grpc::StatusCode::CANCELLED,
+                            "client cancelled the fetch");
       break;
     }
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - offset));
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - offset));
     buffer.resize(want);
     in.read(buffer.data(), static_cast<std::streamsize>(want));
-    const std::size_t got = in ? want : static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0));
+    const std::size_t got = in ? want
+                               : static_cast<std::size_t>(
+                                     std::max<std::streamsize>(in.gcount(), 0));
     if (got < want) {
-      status = grpc::Status(grpc::StatusCode::DATA_LOSS,
-                            absl::StrCat("artifact ", artifact->id(), " is shorter than its ",
-                                         size, " bytes (read failed at offset ", offset + got, ")"));
+      status = grpc::Status(
+          grpc::StatusCode::DATA_LOSS,
+          absl::StrCat("artifact ", artifact->id(), " is shorter than its ",
+                       size, " bytes (read failed at offset ", offset + got,
+                       ")"));
       break;
     }
     msg.set_offset(offset);

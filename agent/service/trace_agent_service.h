@@ -30,27 +30,38 @@ class TraceAgentService final : public v1::TraceAgent::Service {
   TraceAgentService(TraceAgentServiceOptions options, SessionManager* manager,
                     ArtifactStore* store);
 
-  grpc::Status GetAgentInfo(grpc::ServerContext* ctx, const v1::GetAgentInfoRequest* req,
+  grpc::Status GetAgentInfo(grpc::ServerContext* ctx,
+                            const v1::GetAgentInfoRequest* req,
                             v1::AgentInfo* resp) override;
-  grpc::Status StartTrace(grpc::ServerContext* ctx, const v1::StartTraceRequest* req,
+  grpc::Status StartTrace(grpc::ServerContext* ctx,
+                          const v1::StartTraceRequest* req,
                           v1::TraceSession* resp) override;
-  grpc::Status StopTrace(grpc::ServerContext* ctx, const v1::StopTraceRequest* req,
+  grpc::Status StopTrace(grpc::ServerContext* ctx,
+                         const v1::StopTraceRequest* req,
                          v1::StopTraceResponse* resp) override;
-  grpc::Status CancelTrace(grpc::ServerContext* ctx, const v1::CancelTraceRequest* req,
+  grpc::Status CancelTrace(grpc::ServerContext* ctx,
+                           const v1::CancelTraceRequest* req,
                            v1::TraceSession* resp) override;
-  grpc::Status GetTrace(grpc::ServerContext* ctx, const v1::GetTraceRequest* req,
+  grpc::Status GetTrace(grpc::ServerContext* ctx,
+                        const v1::GetTraceRequest* req,
                         v1::TraceSession* resp) override;
-  grpc::Status ListTraces(grpc::ServerContext* ctx, const v1::ListTracesRequest* req,
+  grpc::Status ListTraces(grpc::ServerContext* ctx,
+                          const v1::ListTracesRequest* req,
                           v1::ListTracesResponse* resp) override;
-  grpc::Status StopAllTraces(grpc::ServerContext* ctx, const v1::StopAllTracesRequest* req,
+  grpc::Status StopAllTraces(grpc::ServerContext* ctx,
+                             const v1::StopAllTracesRequest* req,
                              v1::StopAllTracesResponse* resp) override;
-  grpc::Status ListArtifacts(grpc::ServerContext* ctx, const v1::ListArtifactsRequest* req,
+  grpc::Status ListArtifacts(grpc::ServerContext* ctx,
+                             const v1::ListArtifactsRequest* req,
                              v1::ListArtifactsResponse* resp) override;
-  grpc::Status GetArtifact(grpc::ServerContext* ctx, const v1::GetArtifactRequest* req,
+  grpc::Status GetArtifact(grpc::ServerContext* ctx,
+                           const v1::GetArtifactRequest* req,
                            v1::Artifact* resp) override;
-  grpc::Status FetchArtifact(grpc::ServerContext* ctx, const v1::FetchArtifactRequest* req,
-                             grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
-  grpc::Status DeleteArtifact(grpc::ServerContext* ctx, const v1::DeleteArtifactRequest* req,
+  grpc::Status FetchArtifact(
+      grpc::ServerContext* ctx, const v1::FetchArtifactRequest* req,
+      grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
+  grpc::Status DeleteArtifact(grpc::ServerContext* ctx,
+                              const v1::DeleteArtifactRequest* req,
                               v1::DeleteArtifactResponse* resp) override;
 
  private:

@@ -117,7 +117,8 @@ void SessionManager::TransitionLocked(Session& s, SessionState to,
     if (it != active_.end() && it->second.get() == &s) {
       finished_.push_back(std::move(it->second));
       active_.erase(it);
-      while (finished_.size() > options_.finished_history) finished_.pop_front();
+      while (finished_.size() > options_.finished_history)
+        finished_.pop_front();
     }
   }
   ++journal_seq_;
@@ -141,13 +142,15 @@ std::string SessionManager::JournalSnapshotLocked(std::uint64_t* seq) {
   return json;
 }
 
-void SessionManager::WriteJournal(std::uint64_t seq, const std::string& contents) {
+void SessionManager::WriteJournal(std::uint64_t seq,
+                                  const std::string& contents) {
   absl::MutexLock lock(&journal_mu_);
   // Snapshots are taken in order under mu_ but may arrive here out of
   // order; never replace a newer journal with an older one.
   if (seq < journal_written_seq_) return;
   journal_written_seq_ = seq;
-  if (absl::Status s = WriteFileAtomically(options_.journal_path, contents); !s.ok()) {
+  if (absl::Status s = WriteFileAtomically(options_.journal_path, contents);
+      !s.ok()) {
     spdlog::error("cannot write journal: {}", s.ToString());
   }
 }
@@ -157,7 +160,8 @@ v1::TraceSession SessionManager::ToProtoLocked(const Session& s,
   v1::TraceSession p;
   p.set_name(s.name);
   p.set_profile(s.profile != nullptr ? s.profile->name : s.profile_name);
-  p.set_backend(s.backend != nullptr ? std::string(s.backend->name()) : s.backend_name);
+  p.set_backend(s.backend != nullptr ? std::string(s.backend->name())
+                                     : s.backend_name);
   p.set_mode(s.mode);
   p.set_run_id(s.run_id);
   p.set_phase(s.phase);
@@ -168,9 +172,10 @@ v1::TraceSession SessionManager::ToProtoLocked(const Session& s,
   const bool final_state = IsFinal(s.state);
   if (final_state) *p.mutable_end_time() = ToTimestamp(s.end_time);
   const absl::Time until = final_state ? s.end_time : options_.clock();
-  *p.mutable_elapsed() = ToProtoDuration(std::max(until - s.start_time, absl::ZeroDuration()));
-  p.set_bytes_recorded(s.artifact ? static_cast<std::int64_t>(s.artifact->size_bytes())
-                                  : bytes);
+  *p.mutable_elapsed() =
+      ToProtoDuration(std::max(until - s.start_time, absl::ZeroDuration()));
+  p.set_bytes_recorded(
+      s.artifact ? static_cast<std::int64_t>(s.artifact->size_bytes()) : bytes);
   *p.mutable_max_duration() = ToProtoDuration(s.max_duration);
   p.set_auto_stopped(s.auto_stopped);
   if (s.artifact) p.set_artifact_id(s.artifact->id());
@@ -183,7 +188,8 @@ v1::TraceSession SessionManager::ToProtoLocked(const Session& s,
 absl::Status SessionManager::Recover() {
   std::error_code ec;
   if (std::filesystem::exists(options_.journal_path, ec)) {
-    LABTRACE_ASSIGN_OR_RETURN(std::string text, ReadFile(options_.journal_path));
+    LABTRACE_ASSIGN_OR_RETURN(std::string text,
+                              ReadFile(options_.journal_path));
     v1::Journal journal;
     if (!google::protobuf::util::JsonStringToMessage(text, &journal).ok()) {
       spdlog::error("journal {} is unreadable; starting without recovery",
@@ -206,12 +212,15 @@ absl::Status SessionManager::Recover() {
       std::string cleanup = "nothing to clean up";
       auto b = backends_.find(old.backend());
       if (b != backends_.end() && !e.recovery_handle().empty()) {
-        absl::Status st = b->second->CleanupOrphan(old.name(), e.recovery_handle());
-        cleanup = st.ok() ? "its recording was ended" : absl::StrCat("cleanup failed: ", st.ToString());
+        absl::Status st =
+            b->second->CleanupOrphan(old.name(), e.recovery_handle());
+        cleanup = st.ok() ? "its recording was ended"
+                          : absl::StrCat("cleanup failed: ", st.ToString());
       }
-      s->failure_reason = absl::StrCat(
-          "the agent (pid ", journal.agent_pid(), ") stopped while this session was ",
-          StateName(FromProto(old.state())), "; no file was kept; ", cleanup);
+      s->failure_reason = absl::StrCat("the agent (pid ", journal.agent_pid(),
+                                       ") stopped while this session was ",
+                                       StateName(FromProto(old.state())),
+                                       "; no file was kept; ", cleanup);
       spdlog::warn("recovered session {}: {}", s->name, s->failure_reason);
       absl::MutexLock lock(&mu_);
       finished_.push_back(std::move(s));
@@ -239,14 +248,15 @@ absl::Status SessionManager::ValidateStart(const v1::StartTraceRequest& req,
   LABTRACE_RETURN_IF_ERROR(ValidateOptionalName("run_id", req.run_id()));
   LABTRACE_RETURN_IF_ERROR(ValidateOptionalName("phase", req.phase()));
   if (req.labels_size() > 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(req.labels_size(), " labels given; at most 32 are allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        req.labels_size(), " labels given; at most 32 are allowed"));
   }
   for (const auto& [k, v] : req.labels()) {
     LABTRACE_RETURN_IF_ERROR(ValidateName("label key", k));
     LABTRACE_RETURN_IF_ERROR(ValidateLabelValue(k, v));
   }
-  if (req.mode() != v1::TRACE_MODE_UNSPECIFIED && req.mode() != v1::TRACE_MODE_FILE &&
+  if (req.mode() != v1::TRACE_MODE_UNSPECIFIED &&
+      req.mode() != v1::TRACE_MODE_FILE &&
       req.mode() != v1::TRACE_MODE_MEMORY) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown trace mode ", static_cast<int>(req.mode())));
@@ -266,12 +276,14 @@ absl::Status SessionManager::ValidateStart(const v1::StartTraceRequest& req,
                                             QuoteForMessage(req.profile()),
                                             "; this agent has: ", known));
   }
-  const v1::TraceMode mode =
-      req.mode() == v1::TRACE_MODE_MEMORY ? v1::TRACE_MODE_MEMORY : v1::TRACE_MODE_FILE;
+  const v1::TraceMode mode = req.mode() == v1::TRACE_MODE_MEMORY
+                                 ? v1::TRACE_MODE_MEMORY
+                                 : v1::TRACE_MODE_FILE;
   if ((mode == v1::TRACE_MODE_FILE && !(*profile)->file_mode) ||
       (mode == v1::TRACE_MODE_MEMORY && !(*profile)->memory_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "profile \"", (*profile)->name, "\" does not support ", ModeName(mode), " mode"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("profile \"", (*profile)->name, "\" does not support ",
+                     ModeName(mode), " mode"));
   }
   auto b = backends_.find((*profile)->backend);
   if (b == backends_.end()) {
@@ -306,14 +318,15 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
   const ProfileSpec* profile = nullptr;
   TraceBackend* backend = nullptr;
   absl::Duration max_duration;
-  LABTRACE_RETURN_IF_ERROR(ValidateStart(req, &profile, &backend, &max_duration));
+  LABTRACE_RETURN_IF_ERROR(
+      ValidateStart(req, &profile, &backend, &max_duration));
 
   auto session = std::make_shared<Session>();
   session->name = req.name();
   session->profile = profile;
   session->backend = backend;
   session->mode = req.mode() == v1::TRACE_MODE_MEMORY ? v1::TRACE_MODE_MEMORY
-                                                       : v1::TRACE_MODE_FILE;
+                                                      : v1::TRACE_MODE_FILE;
   session->run_id = req.run_id();
   session->phase = req.phase();
   for (const auto& [k, v] : req.labels()) session->labels[k] = v;
@@ -324,14 +337,16 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
   {
     absl::MutexLock lock(&mu_);
     if (auto it = active_.find(req.name()); it != active_.end()) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "a trace named \"", req.name(), "\" is already ",
-          StateName(it->second->state), " on this agent; stop it first or pick another name"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("a trace named \"", req.name(), "\" is already ",
+                       StateName(it->second->state),
+                       " on this agent; stop it first or pick another name"));
     }
     if (static_cast<int>(active_.size()) >= options_.max_sessions) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "this agent already runs ", active_.size(), " traces, its limit (max_sessions ",
-          options_.max_sessions, "); stop one first"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("this agent already runs ", active_.size(),
+                       " traces, its limit (max_sessions ",
+                       options_.max_sessions, "); stop one first"));
     }
     session->start_time = options_.clock();
     active_[req.name()] = session;
@@ -342,7 +357,8 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
 
   // The session is reserved (STARTING): no lock while the backend works.
   absl::StatusOr<std::unique_ptr<BackendSession>> started;
-  absl::StatusOr<std::filesystem::path> work_dir = store_->CreateWorkDir(req.name());
+  absl::StatusOr<std::filesystem::path> work_dir =
+      store_->CreateWorkDir(req.name());
   if (!work_dir.ok()) {
     started = work_dir.status();
   } else {
@@ -394,7 +410,8 @@ std::shared_ptr<SessionManager::Session> SessionManager::FindFinishedLocked(
   return nullptr;
 }
 
-absl::StatusOr<v1::StopTraceResponse> SessionManager::Stop(const std::string& name) {
+absl::StatusOr<v1::StopTraceResponse> SessionManager::Stop(
+    const std::string& name) {
   return StopInternal(name, /*auto_stop=*/false);
 }
 
@@ -408,8 +425,9 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
     absl::MutexLock lock(&mu_);
     AwaitNotStartingLocked(name);
     auto it = active_.find(name);
-    if (it != active_.end() && (it->second->state == SessionState::kStopping ||
-                                it->second->state == SessionState::kCancelling)) {
+    if (it != active_.end() &&
+        (it->second->state == SessionState::kStopping ||
+         it->second->state == SessionState::kCancelling)) {
       // Another caller is finishing it: wait and answer from the outcome.
       std::shared_ptr<Session> other = it->second;
       while (!IsFinal(other->state)) auto_stop_cv_.Wait(&mu_);
@@ -419,7 +437,8 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
       std::shared_ptr<Session> done = FindFinishedLocked(name);
       if (done == nullptr) {
         return absl::NotFoundError(absl::StrCat(
-            "no trace named \"", name, "\" on this agent (ListTraces shows the active ones)"));
+            "no trace named \"", name,
+            "\" on this agent (ListTraces shows the active ones)"));
       }
       if (done->state == SessionState::kCompleted && done->artifact) {
         // Already stopped: the same answer again.
@@ -428,10 +447,10 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
         *resp.mutable_artifact() = *done->artifact;
         return resp;
       }
-      return absl::FailedPreconditionError(absl::StrCat(
-          "trace \"", name, "\" is ", StateName(done->state),
-          done->failure_reason.empty() ? "" : ": ", done->failure_reason,
-          "; there is no file to return"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("trace \"", name, "\" is ", StateName(done->state),
+                       done->failure_reason.empty() ? "" : ": ",
+                       done->failure_reason, "; there is no file to return"));
     }
     session = it->second;
     session->auto_stopped = auto_stop;
@@ -458,7 +477,8 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
     *meta.mutable_start_time() = ToTimestamp(session->start_time);
     *meta.mutable_stop_time() = ToTimestamp(options_.clock());
     meta.set_auto_stopped(auto_stop);
-    artifact = store_->Add(*file, session->backend->file_extension(), std::move(meta));
+    artifact =
+        store_->Add(*file, session->backend->file_extension(), std::move(meta));
   }
   store_->RemoveWorkDir(session->work_dir);
 
@@ -483,7 +503,8 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
   return result;
 }
 
-absl::StatusOr<v1::TraceSession> SessionManager::Cancel(const std::string& name) {
+absl::StatusOr<v1::TraceSession> SessionManager::Cancel(
+    const std::string& name) {
   LABTRACE_RETURN_IF_ERROR(ValidateName("trace name", name));
   std::shared_ptr<Session> session;
   std::uint64_t seq;
@@ -498,22 +519,26 @@ absl::StatusOr<v1::TraceSession> SessionManager::Cancel(const std::string& name)
       return ToProtoLocked(*other, -1);
     }
     if (it != active_.end() && it->second->state == SessionState::kStopping) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "trace \"", name, "\" is already STOPPING; its file will be kept "
-          "(delete the artifact afterwards if it is not wanted)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("trace \"", name,
+                       "\" is already STOPPING; its file will be kept "
+                       "(delete the artifact afterwards if it is not wanted)"));
     }
     if (it == active_.end()) {
       std::shared_ptr<Session> done = FindFinishedLocked(name);
       if (done == nullptr) {
         return absl::NotFoundError(absl::StrCat(
-            "no trace named \"", name, "\" on this agent (ListTraces shows the active ones)"));
+            "no trace named \"", name,
+            "\" on this agent (ListTraces shows the active ones)"));
       }
-      if (done->state == SessionState::kCancelled) return ToProtoLocked(*done, -1);
+      if (done->state == SessionState::kCancelled)
+        return ToProtoLocked(*done, -1);
       return absl::FailedPreconditionError(absl::StrCat(
           "trace \"", name, "\" is already ", StateName(done->state),
-          done->artifact ? absl::StrCat("; delete artifact ", done->artifact->id(),
-                                        " if it is not wanted")
-                         : std::string()));
+          done->artifact
+              ? absl::StrCat("; delete artifact ", done->artifact->id(),
+                             " if it is not wanted")
+              : std::string()));
     }
     session = it->second;
     TransitionLocked(*session, SessionState::kCancelling);
@@ -572,8 +597,10 @@ v1::StopAllTracesResponse SessionManager::StopAll(bool discard) {
       }
       if (!r.has_session()) {
         absl::StatusOr<v1::TraceSession> now = Get(names[i]);
-        if (now.ok()) *r.mutable_session() = *now;
-        else r.mutable_session()->set_name(names[i]);
+        if (now.ok())
+          *r.mutable_session() = *now;
+        else
+          r.mutable_session()->set_name(names[i]);
       }
     });
   }
@@ -586,7 +613,8 @@ v1::StopAllTracesResponse SessionManager::StopAll(bool discard) {
 // ---------------------------------------------------------------------------
 // Queries.
 
-absl::StatusOr<v1::TraceSession> SessionManager::Get(const std::string& name) const {
+absl::StatusOr<v1::TraceSession> SessionManager::Get(
+    const std::string& name) const {
   LABTRACE_RETURN_IF_ERROR(ValidateName("trace name", name));
   std::shared_ptr<BackendSession> backend_session;
   {
@@ -595,33 +623,41 @@ absl::StatusOr<v1::TraceSession> SessionManager::Get(const std::string& name) co
     if (it == active_.end()) {
       std::shared_ptr<Session> done = FindFinishedLocked(name);
       if (done == nullptr) {
-        return absl::NotFoundError(absl::StrCat("no trace named \"", name, "\" on this agent"));
+        return absl::NotFoundError(
+            absl::StrCat("no trace named \"", name, "\" on this agent"));
       }
       return ToProtoLocked(*done, -1);
     }
     backend_session = it->second->backend_session;
   }
   // Bytes recorded may stat files: outside the lock.
-  const std::int64_t bytes = backend_session ? backend_session->BytesRecorded() : -1;
+  const std::int64_t bytes =
+      backend_session ? backend_session->BytesRecorded() : -1;
   absl::MutexLock lock(&mu_);
   auto it = active_.find(name);
   if (it != active_.end()) return ToProtoLocked(*it->second, bytes);
   std::shared_ptr<Session> done = FindFinishedLocked(name);
-  if (done == nullptr) return absl::NotFoundError(absl::StrCat("no trace named \"", name, "\""));
+  if (done == nullptr)
+    return absl::NotFoundError(absl::StrCat("no trace named \"", name, "\""));
   return ToProtoLocked(*done, -1);
 }
 
-std::vector<v1::TraceSession> SessionManager::List(bool include_finished) const {
-  std::vector<std::pair<std::shared_ptr<Session>, std::shared_ptr<BackendSession>>> sessions;
+std::vector<v1::TraceSession> SessionManager::List(
+    bool include_finished) const {
+  std::vector<
+      std::pair<std::shared_ptr<Session>, std::shared_ptr<BackendSession>>>
+      sessions;
   {
     absl::MutexLock lock(&mu_);
     if (include_finished) {
       for (const auto& s : finished_) sessions.emplace_back(s, nullptr);
     }
-    for (const auto& [name, s] : active_) sessions.emplace_back(s, s->backend_session);
+    for (const auto& [name, s] : active_)
+      sessions.emplace_back(s, s->backend_session);
   }
   std::vector<std::int64_t> bytes;
-  for (const auto& [s, b] : sessions) bytes.push_back(b ? b->BytesRecorded() : -1);
+  for (const auto& [s, b] : sessions)
+    bytes.push_back(b ? b->BytesRecorded() : -1);
   std::vector<v1::TraceSession> out;
   {
     absl::MutexLock lock(&mu_);
@@ -632,7 +668,8 @@ std::vector<v1::TraceSession> SessionManager::List(bool include_finished) const 
   std::stable_sort(out.begin(), out.end(),
                    [](const v1::TraceSession& a, const v1::TraceSession& b) {
                      if (a.start_time().seconds() != b.start_time().seconds()) {
-                       return a.start_time().seconds() < b.start_time().seconds();
+                       return a.start_time().seconds() <
+                              b.start_time().seconds();
                      }
                      return a.start_time().nanos() < b.start_time().nanos();
                    });
@@ -700,7 +737,8 @@ void SessionManager::AutoStopLoop() {
         spdlog::warn("session {} reached its max duration; stopping it", name);
         absl::MutexLock wl(&workers_mu_);
         // Reap workers that are done, so threads do not pile up.
-        for (auto w = auto_stop_workers_.begin(); w != auto_stop_workers_.end();) {
+        for (auto w = auto_stop_workers_.begin();
+             w != auto_stop_workers_.end();) {
           if (w->done->load()) {
             w->thread.join();
             w = auto_stop_workers_.erase(w);
@@ -714,7 +752,8 @@ void SessionManager::AutoStopLoop() {
                absl::StatusOr<v1::StopTraceResponse> r =
                    StopInternal(name, /*auto_stop=*/true);
                if (!r.ok()) {
-                 spdlog::error("auto-stop of {} failed: {}", name, r.status().ToString());
+                 spdlog::error("auto-stop of {} failed: {}", name,
+                               r.status().ToString());
                }
                done->store(true);
              }),
@@ -726,11 +765,14 @@ void SessionManager::AutoStopLoop() {
       auto picked = [this, &expired]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         for (const std::string& n : expired) {
           auto it = active_.find(n);
-          if (it != active_.end() && it->second->state == SessionState::kRunning) return false;
+          if (it != active_.end() &&
+              it->second->state == SessionState::kRunning)
+            return false;
         }
         return true;
       };
-      while (!picked() && !shutting_down_) auto_stop_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(50));
+      while (!picked() && !shutting_down_)
+        auto_stop_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(50));
       continue;
     }
     // Wake at the next deadline, on any transition, or every second (the

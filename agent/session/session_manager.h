@@ -23,13 +23,13 @@
 #define LABTRACE_AGENT_SESSION_SESSION_MANAGER_H_
 
 #include <atomic>
-#include <optional>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,7 +59,8 @@ struct SessionManagerOptions {
 
 class SessionManager {
  public:
-  SessionManager(SessionManagerOptions options, std::vector<ProfileSpec> catalog,
+  SessionManager(SessionManagerOptions options,
+                 std::vector<ProfileSpec> catalog,
                  std::map<std::string, std::unique_ptr<TraceBackend>> backends,
                  ArtifactStore* store);
   // Stops the auto-stop thread. Does not stop sessions: call StopAll first

@@ -10,7 +10,6 @@
 #define LABTRACE_AGENT_SESSION_SESSION_STATE_H_
 
 #include "absl/strings/string_view.h"
-
 #include "labtrace/v1/agent.pb.h"
 
 namespace labtrace::agent {

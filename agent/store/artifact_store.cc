@@ -29,7 +29,8 @@ absl::Status UnknownArtifact(const std::string& id) {
 
 }  // namespace
 
-ArtifactStore::ArtifactStore(std::filesystem::path root) : root_(std::move(root)) {}
+ArtifactStore::ArtifactStore(std::filesystem::path root)
+    : root_(std::move(root)) {}
 
 absl::Status ArtifactStore::Load() {
   LABTRACE_RETURN_IF_ERROR(EnsureDirectory(artifacts_dir()));
@@ -59,11 +60,13 @@ absl::Status ArtifactStore::Load() {
     if (!text.ok() ||
         !google::protobuf::util::JsonStringToMessage(*text, &a).ok() ||
         a.id().empty() || a.file_name().empty()) {
-      spdlog::warn("ignoring unreadable artifact metadata {}", it->path().string());
+      spdlog::warn("ignoring unreadable artifact metadata {}",
+                   it->path().string());
       continue;
     }
     std::error_code size_ec;
-    if (!std::filesystem::is_regular_file(artifacts_dir() / a.file_name(), size_ec)) {
+    if (!std::filesystem::is_regular_file(artifacts_dir() / a.file_name(),
+                                          size_ec)) {
       spdlog::warn("metadata {} names a missing file; ignoring it", fname);
       continue;
     }
@@ -71,18 +74,20 @@ absl::Status ArtifactStore::Load() {
     loaded[a.id()] = std::move(a);
   }
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot list ", artifacts_dir().string(),
-                                            ": ", ec.message()));
+    return absl::InternalError(absl::StrCat(
+        "cannot list ", artifacts_dir().string(), ": ", ec.message()));
   }
   for (const std::string& f : data_files) {
     if (!files_with_meta.count(f)) {
-      spdlog::warn("{} has no metadata (agent stopped while storing it?); not listed",
-                   (artifacts_dir() / f).string());
+      spdlog::warn(
+          "{} has no metadata (agent stopped while storing it?); not listed",
+          (artifacts_dir() / f).string());
     }
   }
   absl::MutexLock lock(&mu_);
   index_ = std::move(loaded);
-  spdlog::info("artifact store {}: {} artifacts", artifacts_dir().string(), index_.size());
+  spdlog::info("artifact store {}: {} artifacts", artifacts_dir().string(),
+               index_.size());
   return absl::OkStatus();
 }
 
@@ -93,7 +98,8 @@ absl::StatusOr<std::filesystem::path> ArtifactStore::CreateWorkDir(
     absl::MutexLock lock(&mu_);
     n = ++work_dir_counter_;
   }
-  std::filesystem::path dir = root_ / "tmp" / absl::StrCat(session_name, ".", n);
+  std::filesystem::path dir =
+      root_ / "tmp" / absl::StrCat(session_name, ".", n);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   LABTRACE_RETURN_IF_ERROR(EnsureDirectory(dir));
@@ -103,7 +109,8 @@ absl::StatusOr<std::filesystem::path> ArtifactStore::CreateWorkDir(
 void ArtifactStore::RemoveWorkDir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
-  if (ec) spdlog::warn("cannot remove work dir {}: {}", dir.string(), ec.message());
+  if (ec)
+    spdlog::warn("cannot remove work dir {}: {}", dir.string(), ec.message());
 }
 
 std::string ArtifactStore::ReserveIdLocked(const std::string& base,
@@ -113,15 +120,16 @@ std::string ArtifactStore::ReserveIdLocked(const std::string& base,
     std::string id = n == 1 ? base : absl::StrCat(base, "_", n);
     if (index_.count(id) || reserved_.count(id)) continue;
     // A stray file without metadata also blocks the name: never overwrite.
-    if (std::filesystem::exists(artifacts_dir() / absl::StrCat(id, ext), ec)) continue;
+    if (std::filesystem::exists(artifacts_dir() / absl::StrCat(id, ext), ec))
+      continue;
     reserved_.insert(id);
     return id;
   }
 }
 
-absl::StatusOr<v1::Artifact> ArtifactStore::Add(const std::filesystem::path& file,
-                                                absl::string_view extension,
-                                                v1::Artifact meta) {
+absl::StatusOr<v1::Artifact> ArtifactStore::Add(
+    const std::filesystem::path& file, absl::string_view extension,
+    v1::Artifact meta) {
   LABTRACE_ASSIGN_OR_RETURN(std::uint64_t size, FileSize(file));
   LABTRACE_ASSIGN_OR_RETURN(std::string sha256, Sha256File(file));
   const std::string base = absl::StrCat(
@@ -142,8 +150,9 @@ absl::StatusOr<v1::Artifact> ArtifactStore::Add(const std::filesystem::path& fil
   std::error_code ec;
   std::filesystem::rename(file, dest, ec);
   if (ec) {
-    status = absl::InternalError(absl::StrCat("cannot move ", file.string(), " to ",
-                                              dest.string(), ": ", ec.message()));
+    status =
+        absl::InternalError(absl::StrCat("cannot move ", file.string(), " to ",
+                                         dest.string(), ": ", ec.message()));
   } else {
     std::string json;
     google::protobuf::util::JsonPrintOptions opts;
@@ -168,8 +177,8 @@ absl::StatusOr<v1::Artifact> ArtifactStore::Get(const std::string& id) const {
   return it->second;
 }
 
-std::vector<v1::Artifact> ArtifactStore::List(const std::string& run_id,
-                                              const std::string& session_name) const {
+std::vector<v1::Artifact> ArtifactStore::List(
+    const std::string& run_id, const std::string& session_name) const {
   std::vector<v1::Artifact> out;
   {
     absl::MutexLock lock(&mu_);
@@ -179,17 +188,20 @@ std::vector<v1::Artifact> ArtifactStore::List(const std::string& run_id,
       out.push_back(a);
     }
   }
-  std::sort(out.begin(), out.end(), [](const v1::Artifact& a, const v1::Artifact& b) {
-    const auto& ta = a.stop_time();
-    const auto& tb = b.stop_time();
-    if (ta.seconds() != tb.seconds()) return ta.seconds() > tb.seconds();
-    if (ta.nanos() != tb.nanos()) return ta.nanos() > tb.nanos();
-    return a.id() > b.id();
-  });
+  std::sort(out.begin(), out.end(),
+            [](const v1::Artifact& a, const v1::Artifact& b) {
+              const auto& ta = a.stop_time();
+              const auto& tb = b.stop_time();
+              if (ta.seconds() != tb.seconds())
+                return ta.seconds() > tb.seconds();
+              if (ta.nanos() != tb.nanos()) return ta.nanos() > tb.nanos();
+              return a.id() > b.id();
+            });
   return out;
 }
 
-absl::StatusOr<std::filesystem::path> ArtifactStore::PathOf(const std::string& id) const {
+absl::StatusOr<std::filesystem::path> ArtifactStore::PathOf(
+    const std::string& id) const {
   absl::MutexLock lock(&mu_);
   auto it = index_.find(id);
   if (it == index_.end()) return UnknownArtifact(id);
@@ -208,11 +220,12 @@ absl::StatusOr<std::uint64_t> ArtifactStore::Delete(const std::string& id) {
   // Metadata first: a crash in between leaves an unlisted file, never a
   // listed artifact without its file.
   std::error_code ec;
-  std::filesystem::remove(artifacts_dir() / absl::StrCat(a.file_name(), kMetaSuffix), ec);
+  std::filesystem::remove(
+      artifacts_dir() / absl::StrCat(a.file_name(), kMetaSuffix), ec);
   std::filesystem::remove(artifacts_dir() / a.file_name(), ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot delete ", a.file_name(), ": ",
-                                            ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot delete ", a.file_name(), ": ", ec.message()));
   }
   return a.size_bytes();
 }

@@ -1,9 +1,10 @@
 // ArtifactStore: the agent's finished trace files and their metadata.
 //
 // Layout under the store's root (<data_dir>):
-//   artifacts/<id><ext>            the trace file, e.g. unit_tests_20261122_014205.etl
-//   artifacts/<id><ext>.meta.json  its metadata (v1::Artifact, protobuf JSON)
-//   tmp/<session>.<n>/             backends' work dirs (same volume)
+//   artifacts/<id><ext>            the trace file, e.g.
+//   unit_tests_20261122_014205.etl artifacts/<id><ext>.meta.json  its metadata
+//   (v1::Artifact, protobuf JSON) tmp/<session>.<n>/             backends' work
+//   dirs (same volume)
 // A file enters the store only when complete: Add() hashes the finished
 // file, renames it into artifacts/ and then writes its metadata atomically;
 // only files with metadata are listed, so a listed artifact is always whole.

@@ -1,0 +1,368 @@
+#include "agent/session/session_manager.h"
+
+#include <atomic>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "common/file_util.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "labtrace/v1/journal.pb.h"
+#include "tests/testing/test_util.h"
+
+namespace labtrace::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A backend whose behaviour the test controls; it writes "trace:<name>".
+class FakeBackend final : public TraceBackend {
+ public:
+  struct Control {
+    absl::Status start_error;
+    absl::Status stop_error;
+    absl::Status cancel_error;
+    // When set, Stop blocks until it is notified.
+    absl::Notification* stop_gate = nullptr;
+    std::atomic<int> starts{0};
+    std::atomic<int> stops{0};
+    std::atomic<int> cancels{0};
+    std::vector<std::string> orphans_cleaned;
+  };
+
+  explicit FakeBackend(Control* control) : control_(control) {}
+  absl::string_view name() const override { return "fake"; }
+  absl::string_view file_extension() const override { return ".etl"; }
+  absl::Status CheckAvailable(std::string* detail) const override {
+    if (detail) *detail = "in-process fake";
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<BackendSession>> Start(
+      const BackendStartRequest& r) override {
+    ++control_->starts;
+    if (!control_->start_error.ok()) return control_->start_error;
+    return std::unique_ptr<BackendSession>(new Session(control_, r));
+  }
+  absl::Status CleanupOrphan(const std::string& name,
+                             const std::string& handle) override {
+    control_->orphans_cleaned.push_back(name + "=" + handle);
+    return absl::OkStatus();
+  }
+
+ private:
+  class Session final : public BackendSession {
+   public:
+    Session(Control* c, BackendStartRequest r) : c_(c), r_(std::move(r)) {}
+    absl::StatusOr<std::filesystem::path> Stop() override {
+      ++c_->stops;
+      if (c_->stop_gate) c_->stop_gate->WaitForNotification();
+      if (!c_->stop_error.ok()) return c_->stop_error;
+      auto p = r_.work_dir / "out.etl";
+      testing::WriteTextFile(p, "trace:" + r_.session_name);
+      return p;
+    }
+    absl::Status Cancel() override {
+      ++c_->cancels;
+      return c_->cancel_error;
+    }
+    std::int64_t BytesRecorded() const override { return 42; }
+    std::string RecoveryHandle() const override {
+      return "handle-" + r_.session_name;
+    }
+
+   private:
+    Control* c_;
+    BackendStartRequest r_;
+  };
+  Control* control_;
+};
+
+class SessionManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(store_.Load().ok());
+    manager_ = Make();
+  }
+
+  std::unique_ptr<SessionManager> Make() {
+    SessionManagerOptions o;
+    o.max_sessions = 3;
+    o.max_duration = absl::Hours(1);
+    o.hostname = "testhost";
+    o.journal_path = dir_.path() / "journal.json";
+    o.clock = [this] {
+      return now_.load() == 0 ? absl::Now()
+                              : absl::FromUnixSeconds(now_.load());
+    };
+    std::map<std::string, std::unique_ptr<TraceBackend>> backends;
+    backends["fake"] = std::make_unique<FakeBackend>(&control_);
+    std::vector<ProfileSpec> catalog = {
+        {"prof", "fake", "test profile", {}, true, true},
+        {"fileonly", "fake", "", {}, true, false},
+        {"nobackend", "wpr", "", {"X"}, true, true},
+    };
+    return std::make_unique<SessionManager>(o, catalog, std::move(backends),
+                                            &store_);
+  }
+
+  static v1::StartTraceRequest Req(const std::string& name,
+                                   const std::string& profile = "prof") {
+    v1::StartTraceRequest r;
+    r.set_name(name);
+    r.set_profile(profile);
+    r.set_run_id("run7");
+    r.set_phase("test");
+    (*r.mutable_labels())["suite"] = "ebpf";
+    return r;
+  }
+
+  v1::Journal ReadJournal() {
+    v1::Journal j;
+    auto text = ReadFile(dir_.path() / "journal.json");
+    EXPECT_TRUE(text.ok());
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(*text, &j).ok());
+    return j;
+  }
+
+  testing::TempDir dir_;
+  ArtifactStore store_{dir_.path()};
+  FakeBackend::Control control_;
+  std::atomic<std::int64_t> now_{0};
+  std::unique_ptr<SessionManager> manager_;
+};
+
+TEST_F(SessionManagerTest, StartStopProducesArtifactWithMetadata) {
+  auto s = manager_->Start(Req("unit_tests"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->state(), v1::TRACE_STATE_RUNNING);
+  EXPECT_EQ(s->backend(), "fake");
+  EXPECT_EQ(s->mode(), v1::TRACE_MODE_FILE);
+  auto got = manager_->Get("unit_tests");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->bytes_recorded(), 42);
+
+  auto r = manager_->Stop("unit_tests");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->session().state(), v1::TRACE_STATE_COMPLETED);
+  const v1::Artifact& a = r->artifact();
+  EXPECT_EQ(a.session_name(), "unit_tests");
+  EXPECT_EQ(a.run_id(), "run7");
+  EXPECT_EQ(a.phase(), "test");
+  EXPECT_EQ(a.labels().at("suite"), "ebpf");
+  EXPECT_EQ(a.host(), "testhost");
+  EXPECT_EQ(a.profile(), "prof");
+  EXPECT_EQ(a.sha256(), Sha256Hex("trace:unit_tests"));
+  EXPECT_EQ(r->session().artifact_id(), a.id());
+  EXPECT_EQ(manager_->active_count(), 0);
+
+  // Stop again: the same artifact, no second backend stop.
+  auto again = manager_->Stop("unit_tests");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->artifact().id(), a.id());
+  EXPECT_EQ(control_.stops.load(), 1);
+  // The name is free for a new session.
+  EXPECT_TRUE(manager_->Start(Req("unit_tests")).ok());
+}
+
+TEST_F(SessionManagerTest, BadInputIsRejectedPrecisely) {
+  EXPECT_EQ(manager_->Start(Req("../x")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->Start(Req("")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->Start(Req(std::string(65, 'a'))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->Start(Req("a b")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto unknown = manager_->Start(Req("x", "nope"));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("prof, fileonly"));
+  auto r = Req("x");
+  r.set_mode(v1::TRACE_MODE_MEMORY);
+  r.set_profile("fileonly");
+  EXPECT_EQ(manager_->Start(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->Start(Req("x", "nobackend")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  r = Req("x");
+  r.set_run_id("run/1");
+  EXPECT_EQ(manager_->Start(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r = Req("x");
+  (*r.mutable_labels())["bad key"] = "v";
+  EXPECT_EQ(manager_->Start(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r = Req("x");
+  r.mutable_max_duration()->set_seconds(2 * 3600);
+  EXPECT_EQ(manager_->Start(r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->Stop("nope").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Cancel("nope").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Get("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Stop("../etc").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(control_.starts.load(), 0);
+}
+
+TEST_F(SessionManagerTest, DuplicateNamesAndSessionCap) {
+  ASSERT_TRUE(manager_->Start(Req("a")).ok());
+  EXPECT_EQ(manager_->Start(Req("a")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(manager_->Start(Req("b")).ok());
+  ASSERT_TRUE(manager_->Start(Req("c")).ok());
+  auto d = manager_->Start(Req("d"));
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(d.status().message()), HasSubstr("max_sessions 3"));
+  // The rejected calls did not disturb the others.
+  EXPECT_EQ(manager_->List(false).size(), 3u);
+  ASSERT_TRUE(manager_->Cancel("b").ok());
+  EXPECT_TRUE(manager_->Start(Req("d")).ok());
+}
+
+TEST_F(SessionManagerTest, BackendStartFailureIsReportedAndFreesTheName) {
+  control_.start_error = absl::ResourceExhaustedError("too many ETW sessions");
+  auto s = manager_->Start(Req("x"));
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kResourceExhausted);
+  auto got = manager_->Get("x");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state(), v1::TRACE_STATE_FAILED);
+  EXPECT_THAT(got->failure_reason(), HasSubstr("too many ETW sessions"));
+  control_.start_error = absl::OkStatus();
+  EXPECT_TRUE(manager_->Start(Req("x")).ok());
+}
+
+TEST_F(SessionManagerTest, StopFailureMarksFailed) {
+  ASSERT_TRUE(manager_->Start(Req("x")).ok());
+  control_.stop_error = absl::DeadlineExceededError("wpr -stop hung");
+  auto r = manager_->Stop("x");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(manager_->Get("x")->state(), v1::TRACE_STATE_FAILED);
+  // Stopping a failed session again explains why there is no file.
+  auto again = manager_->Stop("x");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(again.status().message()),
+              HasSubstr("wpr -stop hung"));
+  EXPECT_EQ(store_.count(), 0);
+}
+
+TEST_F(SessionManagerTest, CancelKeepsNoFileAndIsIdempotent) {
+  ASSERT_TRUE(manager_->Start(Req("x")).ok());
+  auto c = manager_->Cancel("x");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->state(), v1::TRACE_STATE_CANCELLED);
+  EXPECT_TRUE(manager_->Cancel("x").ok());
+  EXPECT_EQ(control_.cancels.load(), 1);
+  EXPECT_EQ(store_.count(), 0);
+  EXPECT_EQ(manager_->Stop("x").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SessionManagerTest, ConcurrentStopsOfOneSessionStopTheBackendOnce) {
+  ASSERT_TRUE(manager_->Start(Req("x")).ok());
+  absl::Notification gate;
+  control_.stop_gate = &gate;
+  std::vector<std::thread> threads;
+  std::vector<std::string> ids(4);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = manager_->Stop("x");
+      if (r.ok()) ids[i] = r->artifact().id();
+    });
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return control_.stops.load() == 1; }));
+  EXPECT_EQ(manager_->Get("x")->state(), v1::TRACE_STATE_STOPPING);
+  // Cancel during STOPPING is refused: the file is already being kept.
+  EXPECT_EQ(manager_->Cancel("x").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  gate.Notify();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(control_.stops.load(), 1);
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_FALSE(ids[0].empty());
+}
+
+TEST_F(SessionManagerTest, StopAllStopsEverySessionInParallel) {
+  for (const char* n : {"a", "b", "c"})
+    ASSERT_TRUE(manager_->Start(Req(n)).ok());
+  auto r = manager_->StopAll(/*discard=*/false);
+  ASSERT_EQ(r.results_size(), 3);
+  for (const auto& res : r.results()) {
+    EXPECT_TRUE(res.error().empty()) << res.error();
+    EXPECT_EQ(res.session().state(), v1::TRACE_STATE_COMPLETED);
+    EXPECT_FALSE(res.artifact().id().empty());
+  }
+  EXPECT_EQ(store_.count(), 3);
+  // Safe to repeat: nothing left to stop.
+  EXPECT_EQ(manager_->StopAll(false).results_size(), 0);
+  for (const char* n : {"d", "e"}) ASSERT_TRUE(manager_->Start(Req(n)).ok());
+  auto d = manager_->StopAll(/*discard=*/true);
+  ASSERT_EQ(d.results_size(), 2);
+  for (const auto& res : d.results())
+    EXPECT_EQ(res.session().state(), v1::TRACE_STATE_CANCELLED);
+  EXPECT_EQ(store_.count(), 3);
+}
+
+TEST_F(SessionManagerTest, AutoStopAfterMaxDurationKeepsAndMarksTheArtifact) {
+  now_ = 1795311725;
+  auto r = Req("long");
+  r.mutable_max_duration()->set_seconds(60);
+  ASSERT_TRUE(manager_->Start(r).ok());
+  manager_->StartAutoStopThread();
+  now_ += 30;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(manager_->Get("long")->state(), v1::TRACE_STATE_RUNNING);
+  now_ += 31;  // Past the limit; the loop checks at least every second.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return manager_->Get("long")->state() == v1::TRACE_STATE_COMPLETED;
+      },
+      std::chrono::seconds(10)));
+  auto s = manager_->Get("long");
+  EXPECT_TRUE(s->auto_stopped());
+  auto a = store_.Get(s->artifact_id());
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->auto_stopped());
+}
+
+TEST_F(SessionManagerTest, JournalTracksActiveSessionsAndRecoveryCleansUp) {
+  ASSERT_TRUE(manager_->Start(Req("a")).ok());
+  ASSERT_TRUE(manager_->Start(Req("b")).ok());
+  ASSERT_TRUE(manager_->Stop("a").ok());
+  v1::Journal j = ReadJournal();
+  ASSERT_EQ(j.entries_size(), 1);
+  EXPECT_EQ(j.entries(0).session().name(), "b");
+  EXPECT_EQ(j.entries(0).session().state(), v1::TRACE_STATE_RUNNING);
+  EXPECT_EQ(j.entries(0).recovery_handle(), "handle-b");
+
+  // A new manager over the same data dir, as after a crash.
+  auto restarted = Make();
+  ASSERT_TRUE(restarted->Recover().ok());
+  EXPECT_THAT(control_.orphans_cleaned, ::testing::ElementsAre("b=handle-b"));
+  auto b = restarted->Get("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->state(), v1::TRACE_STATE_FAILED);
+  EXPECT_THAT(b->failure_reason(),
+              HasSubstr("stopped while this session was RUNNING"));
+  EXPECT_EQ(b->run_id(), "run7");
+  EXPECT_EQ(ReadJournal().entries_size(), 0);
+  EXPECT_TRUE(restarted->Start(Req("b")).ok());
+}
+
+TEST_F(SessionManagerTest, ListShowsElapsedAndBytes) {
+  now_ = 1795311725;
+  ASSERT_TRUE(manager_->Start(Req("a")).ok());
+  now_ += 90;
+  auto list = manager_->List(false);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].elapsed().seconds(), 90);
+  EXPECT_EQ(list[0].bytes_recorded(), 42);
+  ASSERT_TRUE(manager_->Stop("a").ok());
+  EXPECT_EQ(manager_->List(false).size(), 0u);
+  EXPECT_EQ(manager_->List(true).size(), 1u);
+}
+
+}  // namespace
+}  // namespace labtrace::agent

@@ -1,0 +1,379 @@
+// The real labtrace-agent binary on a loopback port, driven over gRPC, with
+// the WPR backend pointed at tests/tools/fake_wpr and real ETL files.
+
+#include <atomic>
+#include <thread>
+
+#include "common/file_util.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_util.h"
+
+namespace labtrace {
+namespace {
+
+using testing::Ctx;
+using ::testing::HasSubstr;
+
+constexpr char kWprConfig[] = R"(
+limits:
+  max_sessions: 6
+wpr:
+  path: %WPR%
+  stop_timeout: 20s
+profiles:
+  - name: general
+    backend: wpr
+    description: built-in general profile
+    args: [GeneralProfile]
+  - name: default
+    backend: wpr
+    args: ["embedded:labtrace.wprp!Labtrace"]
+  - name: broken
+    backend: wpr
+    args: [invalid.wprp!Nope]
+)";
+
+class AgentWprTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    etl_ = testing::TestdataEtl("airbus_ShutdownPerfDiagLogger.etl");
+    if (etl_.empty())
+      GTEST_SKIP() << "../shared/testdata/etl is not beside this checkout";
+    state_ = dir_.path() / "wpr_state";
+    std::filesystem::create_directories(state_);
+    std::string cfg = kWprConfig;
+    cfg.replace(cfg.find("%WPR%"), 5, testing::FakeWprBinary());
+    agent_ =
+        std::make_unique<testing::AgentProcess>(testing::AgentProcess::Options{
+            dir_.path() / "data",
+            cfg,
+            {},
+            {"FAKE_WPR_STATE_DIR=" + state_.string(),
+             "FAKE_WPR_ETL_SOURCE=" + etl_.string()}});
+    std::string error;
+    ASSERT_TRUE(agent_->Start(&error)) << error;
+  }
+
+  absl::StatusOr<v1::TraceSession> Start(
+      const std::string& name, const std::string& profile = "general",
+      v1::TraceMode mode = v1::TRACE_MODE_FILE) {
+    v1::StartTraceRequest req;
+    req.set_name(name);
+    req.set_profile(profile);
+    req.set_mode(mode);
+    req.set_run_id("run42");
+    v1::TraceSession resp;
+    grpc::Status s = agent_->stub().StartTrace(Ctx().get(), req, &resp);
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          s.error_message());
+    return resp;
+  }
+
+  grpc::Status Stop(const std::string& name, v1::StopTraceResponse* resp) {
+    v1::StopTraceRequest req;
+    req.set_name(name);
+    return agent_->stub().StopTrace(Ctx().get(), req, resp);
+  }
+
+  // Downloads from `offset`; returns the bytes, fills total size and digest.
+  grpc::Status Fetch(const std::string& id, std::uint64_t offset,
+                     std::string* data, std::uint64_t* total = nullptr,
+                     std::string* sha = nullptr, std::uint32_t chunk = 0,
+                     int max_messages = -1) {
+    v1::FetchArtifactRequest req;
+    req.set_artifact_id(id);
+    req.set_offset(offset);
+    req.set_chunk_size(chunk);
+    auto ctx = Ctx();
+    auto reader = agent_->stub().FetchArtifact(ctx.get(), req);
+    v1::ArtifactChunk c;
+    bool first = true;
+    int n = 0;
+    std::uint64_t received = 0;
+    while (reader->Read(&c)) {
+      if (first) {
+        if (total) *total = c.total_size();
+        if (sha) *sha = c.sha256();
+        first = false;
+      }
+      EXPECT_EQ(c.offset(), offset + received);
+      received += c.data().size();
+      data->append(c.data());
+      if (max_messages > 0 && ++n >= max_messages) {
+        ctx->TryCancel();
+        break;
+      }
+    }
+    return reader->Finish();
+  }
+
+  testing::TempDir dir_;
+  std::filesystem::path etl_;
+  std::filesystem::path state_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+};
+
+TEST_F(AgentWprTest, InfoListsBackendsProfilesAndLimits) {
+  v1::AgentInfo info;
+  ASSERT_TRUE(agent_->stub().GetAgentInfo(Ctx().get(), {}, &info).ok());
+  EXPECT_EQ(info.version(), LABTRACE_VERSION);
+  EXPECT_FALSE(info.hostname().empty());
+  EXPECT_THAT(info.os(), HasSubstr("Linux"));
+  EXPECT_EQ(info.limits().max_sessions(), 6);
+  EXPECT_EQ(info.limits().max_duration().seconds(), 4 * 3600);
+  ASSERT_EQ(info.profiles_size(), 3);
+  EXPECT_EQ(info.profiles(0).name(), "general");
+  EXPECT_EQ(info.profiles(0).modes_size(), 2);
+  bool wpr_available = false;
+  for (const auto& b : info.backends()) {
+    if (b.name() == "wpr") wpr_available = b.available();
+  }
+  EXPECT_TRUE(wpr_available);
+  EXPECT_GT(info.free_disk_bytes(), 0u);
+}
+
+TEST_F(AgentWprTest, StartStopFetchVerifiesDigestAndResumes) {
+  auto s = Start("unit_tests");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->state(), v1::TRACE_STATE_RUNNING);
+  v1::TraceSession got;
+  v1::GetTraceRequest g;
+  g.set_name("unit_tests");
+  ASSERT_TRUE(agent_->stub().GetTrace(Ctx().get(), g, &got).ok());
+  EXPECT_EQ(got.state(), v1::TRACE_STATE_RUNNING);
+
+  v1::StopTraceResponse stopped;
+  ASSERT_TRUE(Stop("unit_tests", &stopped).ok());
+  const v1::Artifact& a = stopped.artifact();
+  EXPECT_THAT(a.file_name(),
+              ::testing::MatchesRegex("unit_tests_[0-9]{8}_[0-9]{6}\\.etl"));
+  EXPECT_EQ(a.sha256(), *Sha256File(etl_));
+  EXPECT_EQ(a.size_bytes(), std::filesystem::file_size(etl_));
+  EXPECT_EQ(a.backend(), "wpr");
+  EXPECT_EQ(a.run_id(), "run42");
+
+  // Whole file, in 64 KiB chunks.
+  std::string all;
+  std::uint64_t total = 0;
+  std::string sha;
+  ASSERT_TRUE(Fetch(a.id(), 0, &all, &total, &sha, 64 * 1024).ok());
+  EXPECT_EQ(total, a.size_bytes());
+  EXPECT_EQ(sha, a.sha256());
+  EXPECT_EQ(Sha256Hex(all), a.sha256());
+
+  // A broken download: two chunks, then the client goes away; resume.
+  std::string part;
+  Fetch(a.id(), 0, &part, nullptr, nullptr, 64 * 1024, 2);
+  ASSERT_EQ(part.size(), 128u * 1024);
+  ASSERT_TRUE(Fetch(a.id(), part.size(), &part).ok());
+  EXPECT_EQ(Sha256Hex(part), a.sha256());
+
+  // At the end: one empty message, OK. Past the end: OUT_OF_RANGE.
+  std::string none;
+  EXPECT_TRUE(Fetch(a.id(), a.size_bytes(), &none).ok());
+  EXPECT_TRUE(none.empty());
+  grpc::Status past = Fetch(a.id(), a.size_bytes() + 1, &none);
+  EXPECT_EQ(past.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(past.error_message(), HasSubstr("past the end"));
+  EXPECT_EQ(Fetch("nope", 0, &none).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Fetch(a.id(), 0, &none, nullptr, nullptr, 64 << 20).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Stop again returns the same artifact.
+  v1::StopTraceResponse again;
+  ASSERT_TRUE(Stop("unit_tests", &again).ok());
+  EXPECT_EQ(again.artifact().id(), a.id());
+
+  // List, get, delete.
+  v1::ListArtifactsResponse list;
+  v1::ListArtifactsRequest lreq;
+  lreq.set_run_id("run42");
+  ASSERT_TRUE(agent_->stub().ListArtifacts(Ctx().get(), lreq, &list).ok());
+  ASSERT_EQ(list.artifacts_size(), 1);
+  v1::DeleteArtifactRequest del;
+  del.set_artifact_id(a.id());
+  v1::DeleteArtifactResponse freed;
+  ASSERT_TRUE(agent_->stub().DeleteArtifact(Ctx().get(), del, &freed).ok());
+  EXPECT_EQ(freed.freed_bytes(), a.size_bytes());
+  v1::GetArtifactRequest gar;
+  gar.set_artifact_id(a.id());
+  v1::Artifact gone;
+  EXPECT_EQ(agent_->stub().GetArtifact(Ctx().get(), gar, &gone).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AgentWprTest, EmbeddedProfileIsWrittenAndUsedInBothModes) {
+  ASSERT_TRUE(Start("emb_file", "default", v1::TRACE_MODE_FILE).ok());
+  ASSERT_TRUE(Start("emb_mem", "default", v1::TRACE_MODE_MEMORY).ok());
+  const auto wprp = dir_.path() / "data" / "profiles" / "labtrace.wprp";
+  ASSERT_TRUE(std::filesystem::exists(wprp));
+  EXPECT_THAT(testing::ReadTextFile(wprp), HasSubstr("LoggingMode=\"Memory\""));
+  const std::string calls = testing::ReadTextFile(state_ / "calls.log");
+  EXPECT_THAT(calls, HasSubstr("-start " + wprp.string() +
+                               "!Labtrace -filemode -recordtempto "));
+  EXPECT_THAT(calls, HasSubstr("-start " + wprp.string() +
+                               "!Labtrace -instancename labtrace_emb_mem"));
+  v1::StopTraceResponse r;
+  EXPECT_TRUE(Stop("emb_file", &r).ok());
+  EXPECT_TRUE(Stop("emb_mem", &r).ok());
+  EXPECT_EQ(r.artifact().mode(), v1::TRACE_MODE_MEMORY);
+}
+
+TEST_F(AgentWprTest, ConcurrentSessions) {
+  constexpr int kN = 6;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kN; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string name = "step" + std::to_string(i);
+      if (!Start(name).ok()) return;
+      v1::StopTraceResponse r;
+      if (Stop(name, &r).ok() && r.artifact().sha256() == *Sha256File(etl_))
+        ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kN);
+  v1::ListArtifactsResponse list;
+  ASSERT_TRUE(agent_->stub().ListArtifacts(Ctx().get(), {}, &list).ok());
+  EXPECT_EQ(list.artifacts_size(), kN);
+}
+
+TEST_F(AgentWprTest, BadInputGetsPreciseCodesAndDisturbsNothing) {
+  ASSERT_TRUE(Start("survivor").ok());
+  struct Case {
+    std::string name;
+    std::string profile;
+    absl::StatusCode code;
+  } cases[] = {
+      {"../x", "general", absl::StatusCode::kInvalidArgument},
+      {"", "general", absl::StatusCode::kInvalidArgument},
+      {std::string(65, 'n'), "general", absl::StatusCode::kInvalidArgument},
+      {"has space", "general", absl::StatusCode::kInvalidArgument},
+      {"ok", "no_such_profile", absl::StatusCode::kNotFound},
+      {"ok", "../../etc/passwd", absl::StatusCode::kNotFound},
+      {"survivor", "general", absl::StatusCode::kAlreadyExists},
+      {"schema", "broken", absl::StatusCode::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    auto s = Start(c.name, c.profile);
+    EXPECT_EQ(s.status().code(), c.code)
+        << c.name << " / " << c.profile << ": " << s.status();
+  }
+  v1::StopTraceResponse r;
+  EXPECT_EQ(Stop("unknown", &r).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::CancelTraceRequest cancel;
+  cancel.set_name("unknown");
+  v1::TraceSession ts;
+  EXPECT_EQ(agent_->stub().CancelTrace(Ctx().get(), cancel, &ts).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::GetArtifactRequest ga;
+  ga.set_artifact_id("../../etc/passwd");
+  v1::Artifact a;
+  EXPECT_EQ(agent_->stub().GetArtifact(Ctx().get(), ga, &a).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::StartTraceRequest bad_mode;
+  bad_mode.set_name("m");
+  bad_mode.set_profile("general");
+  bad_mode.set_mode(static_cast<v1::TraceMode>(99));
+  EXPECT_EQ(agent_->stub().StartTrace(Ctx().get(), bad_mode, &ts).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The survivor is still running and stops cleanly.
+  ASSERT_TRUE(Stop("survivor", &r).ok());
+  EXPECT_EQ(r.session().state(), v1::TRACE_STATE_COMPLETED);
+}
+
+TEST_F(AgentWprTest, StopAllAndCancel) {
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(Start(n).ok());
+  v1::CancelTraceRequest cancel;
+  cancel.set_name("c");
+  v1::TraceSession ts;
+  ASSERT_TRUE(agent_->stub().CancelTrace(Ctx().get(), cancel, &ts).ok());
+  EXPECT_EQ(ts.state(), v1::TRACE_STATE_CANCELLED);
+  v1::StopAllTracesResponse all;
+  ASSERT_TRUE(agent_->stub().StopAllTraces(Ctx().get(), {}, &all).ok());
+  ASSERT_EQ(all.results_size(), 2);
+  for (const auto& r : all.results()) {
+    EXPECT_EQ(r.error(), "");
+    EXPECT_EQ(r.session().state(), v1::TRACE_STATE_COMPLETED);
+    EXPECT_EQ(r.artifact().sha256(), *Sha256File(etl_));
+  }
+  ASSERT_TRUE(agent_->stub().StopAllTraces(Ctx().get(), {}, &all).ok());
+  EXPECT_EQ(all.results_size(), 0);
+  v1::ListTracesRequest lr;
+  lr.set_include_finished(true);
+  v1::ListTracesResponse list;
+  ASSERT_TRUE(agent_->stub().ListTraces(Ctx().get(), lr, &list).ok());
+  EXPECT_EQ(list.sessions_size(), 3);
+}
+
+TEST_F(AgentWprTest, RestartAfterCrashRecoversFromJournal) {
+  ASSERT_TRUE(Start("crashy").ok());
+  agent_->Crash();
+  // The fake wpr instance is still "running", as ETW would be.
+  EXPECT_TRUE(
+      std::filesystem::exists(state_ / "instances" / "labtrace_crashy"));
+  std::string error;
+  ASSERT_TRUE(agent_->Start(&error)) << error;
+  EXPECT_FALSE(
+      std::filesystem::exists(state_ / "instances" / "labtrace_crashy"));
+  v1::GetTraceRequest g;
+  g.set_name("crashy");
+  v1::TraceSession ts;
+  ASSERT_TRUE(agent_->stub().GetTrace(Ctx().get(), g, &ts).ok());
+  EXPECT_EQ(ts.state(), v1::TRACE_STATE_FAILED);
+  EXPECT_THAT(ts.failure_reason(),
+              HasSubstr("stopped while this session was RUNNING"));
+  // The name is usable again.
+  EXPECT_TRUE(Start("crashy").ok());
+}
+
+TEST_F(AgentWprTest, GracefulShutdownKeepsActiveTraces) {
+  ASSERT_TRUE(Start("kept").ok());
+  subprocess::Result r = agent_->Stop();
+  EXPECT_TRUE(r.ok()) << r.Describe() << r.output;
+  std::string error;
+  ASSERT_TRUE(agent_->Start(&error)) << error;
+  v1::ListArtifactsRequest lr;
+  lr.set_name("kept");
+  v1::ListArtifactsResponse list;
+  ASSERT_TRUE(agent_->stub().ListArtifacts(Ctx().get(), lr, &list).ok());
+  ASSERT_EQ(list.artifacts_size(), 1);
+  EXPECT_EQ(list.artifacts(0).sha256(), *Sha256File(etl_));
+}
+
+TEST_F(AgentWprTest, HealthAndReflectionForStockTools) {
+  auto health = grpc::health::v1::Health::NewStub(agent_->channel());
+  grpc::health::v1::HealthCheckResponse hr;
+  ASSERT_TRUE(health->Check(Ctx().get(), {}, &hr).ok());
+  EXPECT_EQ(hr.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  auto reflection =
+      grpc::reflection::v1alpha::ServerReflection::NewStub(agent_->channel());
+  auto ctx = Ctx();
+  auto stream = reflection->ServerReflectionInfo(ctx.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("");
+  ASSERT_TRUE(stream->Write(req));
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  std::vector<std::string> names;
+  for (const auto& s : resp.list_services_response().service())
+    names.push_back(s.name());
+  EXPECT_THAT(names, ::testing::Contains("labtrace.v1.TraceAgent"));
+  // The descriptor of our service is served, so tools need no .proto.
+  req.set_file_containing_symbol("labtrace.v1.TraceAgent");
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_GT(resp.file_descriptor_response().file_descriptor_proto_size(), 0);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+}  // namespace
+}  // namespace labtrace

@@ -1,0 +1,142 @@
+#include "tests/testing/test_util.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace labtrace::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl =
+      std::string(base != nullptr ? base : "/tmp") + "/labtrace_test.XXXXXX";
+  char* p = ::mkdtemp(tmpl.data());
+  if (p == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return;
+  }
+  path_ = p;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+bool WaitFor(const std::function<bool()>& condition,
+             std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return condition();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+std::filesystem::path TestdataEtl(const std::string& name) {
+  std::filesystem::path p =
+      std::filesystem::path(LABTRACE_TESTDATA_DIR) / "etl" / name;
+  std::error_code ec;
+  return std::filesystem::is_regular_file(p, ec) ? p : std::filesystem::path();
+}
+
+std::string AgentBinary() { return LABTRACE_AGENT_BIN; }
+std::string FakeWprBinary() { return LABTRACE_FAKE_WPR_BIN; }
+std::string ControllerBinary() {
+#ifdef LABTRACE_CONTROLLER_BIN
+  return LABTRACE_CONTROLLER_BIN;
+#else
+  return "";
+#endif
+}
+
+void WriteTextFile(const std::filesystem::path& path,
+                   const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  ASSERT_TRUE(out.good()) << "cannot write " << path;
+}
+
+std::string ReadTextFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+AgentProcess::AgentProcess(Options options) : options_(std::move(options)) {}
+
+AgentProcess::~AgentProcess() {
+  if (process_.running()) Stop(std::chrono::seconds(20));
+}
+
+bool AgentProcess::Start(std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  const std::filesystem::path port_file =
+      options_.data_dir.parent_path() /
+      (options_.data_dir.filename().string() + ".port");
+  std::filesystem::remove(port_file, ec);
+  subprocess::Options o;
+  o.argv = {AgentBinary(),
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            port_file.string(),
+            "--data-dir",
+            options_.data_dir.string(),
+            "--log-level",
+            "debug"};
+  if (!options_.config_yaml.empty()) {
+    const std::filesystem::path cfg =
+        options_.data_dir.parent_path() /
+        (options_.data_dir.filename().string() + ".yaml");
+    WriteTextFile(cfg, options_.config_yaml);
+    o.argv.push_back("--config");
+    o.argv.push_back(cfg.string());
+  }
+  o.argv.insert(o.argv.end(), options_.extra_args.begin(),
+                options_.extra_args.end());
+  o.extra_env = options_.env;
+  o.output_cap = 1 << 20;
+  process_ = subprocess::Process();  // Restartable after Stop() or Crash().
+  if (!process_.Start(o, error)) return false;
+  const bool up = WaitFor(
+      [&] {
+        std::ifstream in(port_file);
+        return (in >> port_) && port_ > 0;
+      },
+      std::chrono::seconds(20));
+  if (!up) {
+    *error = "agent did not write its port file; output:\n" + process_.output();
+    return false;
+  }
+  channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+  stub_ = v1::TraceAgent::NewStub(channel_);
+  return true;
+}
+
+subprocess::Result AgentProcess::Stop(std::chrono::milliseconds timeout) {
+  process_.Interrupt();
+  if (auto r = process_.Wait(timeout)) return *r;
+  return process_.Kill(/*as_timeout=*/true);
+}
+
+void AgentProcess::Crash() {
+  ::kill(static_cast<pid_t>(-process_.pid()), SIGKILL);
+  process_.Wait(std::chrono::seconds(10));
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::milliseconds deadline) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + deadline);
+  return ctx;
+}
+
+}  // namespace labtrace::testing
