@@ -1,7 +1,8 @@
 // Windows implementation of common/host_info.h.
 
-#include <psapi.h>
 #include <windows.h>
+// psapi.h needs windows.h first.
+#include <psapi.h>
 
 #include <string>
 

@@ -95,7 +95,8 @@ class Process {
 
   // Waits up to `timeout` (nullopt = forever) for the child to exit. Returns
   // the result once it has exited (and its output has been drained), nullopt
-  // if it is still running. Safe to call again after nullopt.
+  // if it is still running. Safe to call again after nullopt. A Process that
+  // was never started returns a kSpawnFailed result.
   std::optional<Result> Wait(std::optional<std::chrono::milliseconds> timeout);
 
   // Asks the child to finish: SIGINT to the process group on POSIX (perf
@@ -124,7 +125,7 @@ Result Run(const Options& options);
 // Finds an executable: a path containing a separator is checked as is, a bare
 // name is searched in PATH (and with PATHEXT extensions on Windows). Returns
 // the full path, or an empty string when not found.
-std::string FindExecutable(const std::string& name);
+std::string FindProgram(const std::string& name);
 
 // True if the process with this id exists (best effort; used by recovery).
 bool ProcessExists(std::int64_t pid);

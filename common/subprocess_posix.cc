@@ -187,7 +187,7 @@ bool Process::Start(const Options& options, std::string* error) {
     *error = "empty argv";
     return false;
   }
-  const std::string program = FindExecutable(options.argv[0]);
+  const std::string program = FindProgram(options.argv[0]);
   if (program.empty()) {
     *error = "executable not found: " + options.argv[0];
     return false;
@@ -326,7 +326,11 @@ bool Process::Start(const Options& options, std::string* error) {
 
 std::optional<Result> Process::Wait(
     std::optional<std::chrono::milliseconds> timeout) {
-  if (impl_ == nullptr) return std::nullopt;
+  if (impl_ == nullptr) {
+    Result r;  // Never started: report it, never "still running".
+    r.error = "process was never started";
+    return r;
+  }
   std::optional<Clock::time_point> deadline;
   if (timeout) deadline = Clock::now() + *timeout;
   if (!impl_->WaitUntil(deadline)) return std::nullopt;
@@ -371,7 +375,7 @@ Result Run(const Options& options) {
   return p.Kill(/*as_timeout=*/true);
 }
 
-std::string FindExecutable(const std::string& name) {
+std::string FindProgram(const std::string& name) {
   if (name.empty()) return {};
   if (name.find('/') != std::string::npos) {
     return IsExecutableFile(name) ? name : std::string();

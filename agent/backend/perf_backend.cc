@@ -133,7 +133,7 @@ absl::Status EnsureTracefs() {
 PerfBackend::PerfBackend(PerfConfig config) : config_(std::move(config)) {}
 
 absl::Status PerfBackend::CheckAvailable(std::string* detail) const {
-  std::string path = subprocess::FindExecutable(config_.path);
+  std::string path = subprocess::FindProgram(config_.path);
   if (path.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "perf executable \"", config_.path,

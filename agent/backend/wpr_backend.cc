@@ -180,7 +180,7 @@ WprBackend::WprBackend(WprBackendOptions options)
     : options_(std::move(options)) {}
 
 absl::Status WprBackend::CheckAvailable(std::string* detail) const {
-  std::string path = subprocess::FindExecutable(options_.config.path);
+  std::string path = subprocess::FindProgram(options_.config.path);
   if (path.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "wpr executable \"", options_.config.path,

@@ -105,6 +105,14 @@ TEST(AgentConfigTest, ErrorsNameFileAndLine) {
             absl::string_view::npos);
 }
 
+TEST(AgentConfigTest, ExampleConfigInDeployParses) {
+  auto c = Parse(
+      {"--config", testing::SourcePath("deploy/agent.example.yaml").string()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->config.profiles.size(), 4u);
+  EXPECT_EQ(c->config.wpr.stop_timeout, absl::Seconds(600));
+}
+
 TEST(AgentConfigTest, BadFlags) {
   EXPECT_FALSE(Parse({"--max-sessions", "0"}).ok());
   EXPECT_FALSE(Parse({"--max-sessions", "abc"}).ok());

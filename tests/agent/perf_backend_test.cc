@@ -26,8 +26,7 @@ BackendStartRequest Request(const std::string& name, v1::TraceMode mode,
 
 // Why perf cannot record here, or empty if it can.
 std::string PerfUnavailableReason() {
-  if (subprocess::FindExecutable("perf").empty())
-    return "perf is not installed";
+  if (subprocess::FindProgram("perf").empty()) return "perf is not installed";
   subprocess::Options o;
   o.argv = {"perf", "record", "-a", "-o", "/dev/null", "--", "true"};
   o.timeout = std::chrono::seconds(30);

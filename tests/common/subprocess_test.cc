@@ -43,8 +43,8 @@ TEST(SubprocessTest, FindsProgramsInPath) {
   Options o;
   o.argv = {"true"};
   EXPECT_TRUE(subprocess::Run(o).ok());
-  EXPECT_FALSE(FindExecutable("sh").empty());
-  EXPECT_TRUE(FindExecutable("labtrace-no-such-program").empty());
+  EXPECT_FALSE(FindProgram("sh").empty());
+  EXPECT_TRUE(FindProgram("labtrace-no-such-program").empty());
 }
 
 TEST(SubprocessTest, MissingProgramIsSpawnFailure) {

@@ -14,8 +14,7 @@ using testing::Ctx;
 using ::testing::HasSubstr;
 
 std::string PerfUnavailableReason() {
-  if (subprocess::FindExecutable("perf").empty())
-    return "perf is not installed";
+  if (subprocess::FindProgram("perf").empty()) return "perf is not installed";
   subprocess::Options o;
   o.argv = {"perf", "record", "-a", "-o", "/dev/null", "--", "true"};
   o.timeout = std::chrono::seconds(30);

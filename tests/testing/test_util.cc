@@ -46,6 +46,10 @@ std::filesystem::path TestdataEtl(const std::string& name) {
   return std::filesystem::is_regular_file(p, ec) ? p : std::filesystem::path();
 }
 
+std::filesystem::path SourcePath(const std::string& relative) {
+  return std::filesystem::path(LABTRACE_SOURCE_DIR) / relative;
+}
+
 std::string AgentBinary() { return LABTRACE_AGENT_BIN; }
 std::string FakeWprBinary() { return LABTRACE_FAKE_WPR_BIN; }
 std::string ControllerBinary() {

@@ -41,6 +41,9 @@ bool WaitFor(const std::function<bool()>& condition,
 // beside this checkout.
 std::filesystem::path TestdataEtl(const std::string& name);
 
+// A file of this checkout, e.g. SourcePath("deploy/agent.example.yaml").
+std::filesystem::path SourcePath(const std::string& relative);
+
 // Built binaries (paths baked in by CMake).
 std::string AgentBinary();
 std::string FakeWprBinary();

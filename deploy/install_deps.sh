@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what labtrace needs to build and test on Debian 12 (bookworm).
+# Safe to run again: apt is only called when a package is missing.
+#
+# Usage: deploy/install_deps.sh [--windows-tests] [--bench]
+#   --windows-tests  also mingw-w64 and wine (Windows platform layer tests)
+#   --bench          also nginx and curl (tests/bench baselines)
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libyaml-cpp-dev libssl-dev
+  linux-perf)
+for arg in "$@"; do
+  case "$arg" in
+    --windows-tests) packages+=(g++-mingw-w64-x86-64-posix wine wine64) ;;
+    --bench) packages+=(nginx-light curl) ;;
+    *) echo "usage: $0 [--windows-tests] [--bench]" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+sudo=()
+[[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+echo "installing: ${missing[*]}"
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
