@@ -7,8 +7,9 @@
 //   start:  wpr -start P1 [-start P2 ...] [-filemode -recordtempto DIR]
 //               -instancename labtrace_<name>
 //   stop:   wpr -stop DIR/<name>.etl -instancename labtrace_<name>
-//   [-skipPdbGen] cancel: wpr -cancel -instancename labtrace_<name> status: wpr
-//   -status -instancename labtrace_<name>
+//               [-skipPdbGen]
+//   cancel: wpr -cancel -instancename labtrace_<name>
+//   status: wpr -status -instancename labtrace_<name>
 // Timeouts come from WprConfig. A stop that times out is killed, then the
 // instance is cancelled, and the error reports both.
 

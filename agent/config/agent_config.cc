@@ -207,9 +207,10 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
   }
   if (root.IsNull()) return absl::OkStatus();  // Empty file.
   try {
-    LABTRACE_RETURN_IF_ERROR(CheckKeys(source, root, "the agent config",
-                                       {"listen", "data_dir", "log_level",
-                                        "limits", "wpr", "perf", "profiles"}));
+    LABTRACE_RETURN_IF_ERROR(
+        CheckKeys(source, root, "the agent config",
+                  {"listen", "data_dir", "log_level", "limits", "wpr", "perf",
+                   "exec", "profiles"}));
     if (root["listen"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["listen"], &config->listen));
@@ -285,6 +286,36 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
         LABTRACE_RETURN_IF_ERROR(ReadInt(source, p["memory_mode_pages"], 1,
                                          1 << 20,
                                          &config->perf.memory_mode_pages));
+      }
+    }
+    if (const YAML::Node e = root["exec"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          CheckKeys(source, e, "exec",
+                    {"enabled", "allow", "max_timeout", "max_output_bytes"}));
+      if (e["enabled"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadBool(source, e["enabled"], &config->exec.enabled));
+      }
+      if (e["allow"]) {
+        if (!e["allow"].IsSequence()) {
+          return Bad(source, e["allow"], "`allow` must be a list of programs");
+        }
+        config->exec.allow.clear();
+        for (const auto& a : e["allow"]) {
+          std::string prog;
+          LABTRACE_RETURN_IF_ERROR(ReadString(source, a, &prog));
+          config->exec.allow.push_back(prog);
+        }
+      }
+      if (e["max_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, e["max_timeout"], &config->exec.max_timeout));
+      }
+      if (e["max_output_bytes"]) {
+        int v = 0;
+        LABTRACE_RETURN_IF_ERROR(
+            ReadInt(source, e["max_output_bytes"], 1024, 1 << 30, &v));
+        config->exec.max_output_bytes = static_cast<std::size_t>(v);
       }
     }
     if (const YAML::Node profiles = root["profiles"]) {
@@ -363,6 +394,8 @@ Flags (override the config file):
                          auto_stopped). Default 4h. Units: s, m, h.
   --wpr-path PATH        wpr executable. Default wpr.exe (from PATH).
   --perf-path PATH       perf executable. Default perf (from PATH).
+  --exec-allow PROGRAM   Let clients run PROGRAM under a trace (RunCommand).
+                         Repeatable; adds to exec.allow and enables exec.
   --log-level LEVEL      trace, debug, info, warn, error, off. Default info.
   --version              Print the version and exit.
   --help                 Print this help and exit.
@@ -373,6 +406,9 @@ Config file keys (all optional):
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
            cancel_timeout (60s)
   perf:    path, stop_timeout (120s), memory_mode_pages (1024)
+  exec:    enabled (false), allow: [programs], max_timeout (1h),
+           max_output_bytes (16 MiB). RunCommand runs only allow-listed
+           programs (exact argv[0] match), never through a shell.
   profiles: list of {name, backend: perf|wpr, description, args: [...],
            modes: [file, memory]}. Replaces the default catalog.
 
@@ -392,7 +428,7 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
   std::string config_path;
   static const std::set<std::string> kValueFlags = {
       "config",   "listen",    "data-dir",  "max-sessions", "max-duration",
-      "wpr-path", "perf-path", "log-level", "port-file"};
+      "wpr-path", "perf-path", "log-level", "port-file",    "exec-allow"};
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -467,6 +503,9 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
       c.log_level = value;
     } else if (name == "port-file") {
       out.port_file = value;
+    } else if (name == "exec-allow") {
+      c.exec.enabled = true;
+      c.exec.allow.push_back(value);
     }
   }
   if (c.profiles.empty()) c.profiles = DefaultProfiles();

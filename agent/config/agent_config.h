@@ -53,6 +53,17 @@ struct PerfConfig {
   int memory_mode_pages = 1024;
 };
 
+// Agent-side commands (RunCommand): off unless enabled, allow-listed only.
+struct ExecConfig {
+  bool enabled = false;
+  // Programs that may run, matched exactly against argv[0] (write full paths
+  // to pin the binary; a bare name is looked up in PATH).
+  std::vector<std::string> allow;
+  absl::Duration max_timeout = absl::Hours(1);
+  // Output kept in the log artifact (the tail, if a program writes more).
+  std::size_t max_output_bytes = 16 << 20;
+};
+
 struct AgentConfig {
   std::string listen = "127.0.0.1:7411";
   std::filesystem::path data_dir;  // Default: see DefaultDataDir().
@@ -63,6 +74,7 @@ struct AgentConfig {
   std::string log_level = "info";
   WprConfig wpr;
   PerfConfig perf;
+  ExecConfig exec;
   // Profile catalog. Empty after parsing means "use DefaultProfiles()".
   std::vector<ProfileSpec> profiles;
 };

@@ -64,8 +64,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   *sopts.limits.mutable_start_timeout() = ToProto(config.wpr.start_timeout);
   *sopts.limits.mutable_stop_timeout() = ToProto(config.wpr.stop_timeout);
   sopts.started_at = absl::Now();
+  server->runner_ = std::make_unique<CommandRunner>(config.exec, mopts.hostname,
+                                                    server->manager_.get(),
+                                                    server->store_.get());
   server->service_ = std::make_unique<TraceAgentService>(
-      sopts, server->manager_.get(), server->store_.get());
+      sopts, server->manager_.get(), server->store_.get(),
+      server->runner_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

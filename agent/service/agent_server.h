@@ -3,7 +3,7 @@
 // main.cc is flag parsing plus AgentServer; tests can run one in-process.
 //
 //   absl::StatusOr<std::unique_ptr<AgentServer>> server =
-//   AgentServer::Start(config);
+//       AgentServer::Start(config);
 //   (*server)->port();   // the bound port (config may ask for port 0)
 //   (*server)->Shutdown();
 
@@ -42,6 +42,7 @@ class AgentServer {
 
   std::unique_ptr<ArtifactStore> store_;
   std::unique_ptr<SessionManager> manager_;
+  std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<TraceAgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

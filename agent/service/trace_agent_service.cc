@@ -30,8 +30,22 @@ std::string Peer(grpc::ServerContext* ctx) { return ctx->peer(); }
 
 TraceAgentService::TraceAgentService(TraceAgentServiceOptions options,
                                      SessionManager* manager,
-                                     ArtifactStore* store)
-    : options_(std::move(options)), manager_(manager), store_(store) {}
+                                     ArtifactStore* store,
+                                     CommandRunner* runner)
+    : options_(std::move(options)),
+      manager_(manager),
+      store_(store),
+      runner_(runner) {}
+
+grpc::Status TraceAgentService::RunCommand(grpc::ServerContext* ctx,
+                                           const v1::RunCommandRequest* req,
+                                           v1::RunCommandResponse* resp) {
+  spdlog::info("RunCommand name={} argv0={} from {}",
+               QuoteForMessage(req->trace().name()),
+               QuoteForMessage(req->argv_size() > 0 ? req->argv(0) : ""),
+               Peer(ctx));
+  return Assign(runner_->Run(*req, [ctx] { return ctx->IsCancelled(); }), resp);
+}
 
 grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
                                              const v1::GetAgentInfoRequest*,

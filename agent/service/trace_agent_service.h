@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "agent/session/command_runner.h"
 #include "agent/session/session_manager.h"
 #include "agent/store/artifact_store.h"
 #include "labtrace/v1/agent.grpc.pb.h"
@@ -28,7 +29,7 @@ struct TraceAgentServiceOptions {
 class TraceAgentService final : public v1::TraceAgent::Service {
  public:
   TraceAgentService(TraceAgentServiceOptions options, SessionManager* manager,
-                    ArtifactStore* store);
+                    ArtifactStore* store, CommandRunner* runner);
 
   grpc::Status GetAgentInfo(grpc::ServerContext* ctx,
                             const v1::GetAgentInfoRequest* req,
@@ -63,11 +64,15 @@ class TraceAgentService final : public v1::TraceAgent::Service {
   grpc::Status DeleteArtifact(grpc::ServerContext* ctx,
                               const v1::DeleteArtifactRequest* req,
                               v1::DeleteArtifactResponse* resp) override;
+  grpc::Status RunCommand(grpc::ServerContext* ctx,
+                          const v1::RunCommandRequest* req,
+                          v1::RunCommandResponse* resp) override;
 
  private:
   const TraceAgentServiceOptions options_;
   SessionManager* const manager_;
   ArtifactStore* const store_;
+  CommandRunner* const runner_;
 };
 
 }  // namespace labtrace::agent

@@ -117,11 +117,11 @@ std::string ArtifactStore::ReserveIdLocked(const std::string& base,
                                            absl::string_view ext) {
   std::error_code ec;
   for (int n = 1;; ++n) {
-    std::string id = n == 1 ? base : absl::StrCat(base, "_", n);
+    std::string id =
+        absl::StrCat(n == 1 ? base : absl::StrCat(base, "_", n), ext);
     if (index_.count(id) || reserved_.count(id)) continue;
     // A stray file without metadata also blocks the name: never overwrite.
-    if (std::filesystem::exists(artifacts_dir() / absl::StrCat(id, ext), ec))
-      continue;
+    if (std::filesystem::exists(artifacts_dir() / id, ec)) continue;
     reserved_.insert(id);
     return id;
   }
@@ -139,7 +139,7 @@ absl::StatusOr<v1::Artifact> ArtifactStore::Add(
     absl::MutexLock lock(&mu_);
     id = ReserveIdLocked(base, extension);
   }
-  const std::string file_name = absl::StrCat(id, extension);
+  const std::string& file_name = id;
   const std::filesystem::path dest = artifacts_dir() / file_name;
   meta.set_id(id);
   meta.set_file_name(file_name);

@@ -1,10 +1,10 @@
 // ArtifactStore: the agent's finished trace files and their metadata.
 //
 // Layout under the store's root (<data_dir>):
-//   artifacts/<id><ext>            the trace file, e.g.
-//   unit_tests_20261122_014205.etl artifacts/<id><ext>.meta.json  its metadata
-//   (v1::Artifact, protobuf JSON) tmp/<session>.<n>/             backends' work
-//   dirs (same volume)
+//   artifacts/<id>            a trace file: unit_tests_20261122_014205.etl
+//   artifacts/<id>.meta.json  its metadata (v1::Artifact as protobuf JSON)
+//   tmp/<session>.<n>/        backends' work dirs (same volume)
+// The id is the file name: unique in the store, and what clients pass.
 // A file enters the store only when complete: Add() hashes the finished
 // file, renames it into artifacts/ and then writes its metadata atomically;
 // only files with metadata are listed, so a listed artifact is always whole.
@@ -71,7 +71,7 @@ class ArtifactStore {
   std::filesystem::path artifacts_dir() const { return root_ / "artifacts"; }
 
  private:
-  // Picks a free id for `base` and reserves it.
+  // Picks a free id (= file name) "<base>[_N]<ext>" and reserves it.
   std::string ReserveIdLocked(const std::string& base, absl::string_view ext)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -41,7 +41,11 @@ TEST_F(ArtifactStoreTest, NamesFromSessionAndStartTimeWithCollisions) {
   auto a = store_.Add(MakeFile("one"), ".etl", Meta("unit_tests", kT));
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->file_name(), "unit_tests_20261122_014205.etl");
-  EXPECT_EQ(a->id(), "unit_tests_20261122_014205");
+  EXPECT_EQ(a->id(), "unit_tests_20261122_014205.etl");
+  // Another kind of file of the same operation at the same second.
+  auto log = store_.Add(MakeFile("log"), ".log", Meta("unit_tests", kT));
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->id(), "unit_tests_20261122_014205.log");
   EXPECT_EQ(a->size_bytes(), 3u);
   EXPECT_EQ(a->sha256(), Sha256Hex("one"));
   auto b = store_.Add(MakeFile("two"), ".etl", Meta("unit_tests", kT));

@@ -377,3 +377,106 @@ TEST_F(AgentWprTest, HealthAndReflectionForStockTools) {
 
 }  // namespace
 }  // namespace labtrace
+
+namespace labtrace {
+namespace {
+
+using testing::Ctx;
+using ::testing::HasSubstr;
+
+// RunCommand: an allow-listed program under a trace of its own.
+class AgentExecTest : public ::testing::Test {
+ protected:
+  void Launch(const std::string& exec_yaml) {
+    etl_ = testing::TestdataEtl("krabsetw_powershell.etl");
+    if (etl_.empty())
+      GTEST_SKIP() << "../shared/testdata/etl is not beside this checkout";
+    state_ = dir_.path() / "wpr_state";
+    std::filesystem::create_directories(state_);
+    std::string cfg =
+        "wpr:\n  path: " + testing::FakeWprBinary() +
+        "\nprofiles:\n  - {name: general, backend: wpr, args: "
+        "[GeneralProfile]}\n"
+        "  - {name: broken, backend: wpr, args: [invalid.wprp!X]}\n" +
+        exec_yaml;
+    agent_ =
+        std::make_unique<testing::AgentProcess>(testing::AgentProcess::Options{
+            dir_.path() / "data",
+            cfg,
+            {},
+            {"FAKE_WPR_STATE_DIR=" + state_.string(),
+             "FAKE_WPR_ETL_SOURCE=" + etl_.string()}});
+    std::string error;
+    ASSERT_TRUE(agent_->Start(&error)) << error;
+  }
+
+  grpc::Status Run(const std::vector<std::string>& argv,
+                   v1::RunCommandResponse* resp,
+                   const std::string& profile = "general", int timeout_s = 0,
+                   bool strict = false) {
+    v1::RunCommandRequest req;
+    req.mutable_trace()->set_name("step1");
+    req.mutable_trace()->set_profile(profile);
+    req.mutable_trace()->set_run_id("r1");
+    for (const auto& a : argv) req.add_argv(a);
+    if (timeout_s > 0) req.mutable_timeout()->set_seconds(timeout_s);
+    req.set_strict(strict);
+    return agent_->stub().RunCommand(Ctx().get(), req, resp);
+  }
+
+  testing::TempDir dir_;
+  std::filesystem::path etl_, state_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+};
+
+TEST_F(AgentExecTest, DisabledByDefault) {
+  Launch("");
+  v1::RunCommandResponse r;
+  grpc::Status s = Run({"/bin/echo", "hi"}, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("disabled"));
+}
+
+TEST_F(AgentExecTest, AllowListedProgramRunsUnderItsTrace) {
+  Launch("exec:\n  enabled: true\n  allow: [/bin/sh, /bin/sleep]\n");
+  v1::RunCommandResponse r;
+  grpc::Status s =
+      Run({"/bin/sh", "-c", "echo hello from step; echo oops >&2; exit 3"}, &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(r.started());
+  EXPECT_EQ(r.exit_code(), 3);
+  EXPECT_THAT(r.output_tail(), HasSubstr("hello from step"));
+  EXPECT_THAT(r.output_tail(), HasSubstr("oops"));
+  EXPECT_EQ(r.trace_error(), "");
+  EXPECT_EQ(r.trace_artifact().sha256(), *Sha256File(etl_));
+  EXPECT_THAT(r.trace_artifact().file_name(), ::testing::EndsWith(".etl"));
+  EXPECT_THAT(r.log_artifact().file_name(), ::testing::EndsWith(".log"));
+  EXPECT_EQ(r.log_artifact().run_id(), "r1");
+  EXPECT_EQ(r.session().state(), v1::TRACE_STATE_COMPLETED);
+
+  // Not on the list: refused without running.
+  s = Run({"/bin/echo", "x"}, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  s = Run({"sh", "-c", "true"}, &r);  // Exact match only.
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // Timeout kills the program; the trace is still kept.
+  const auto start = std::chrono::steady_clock::now();
+  s = Run({"/bin/sleep", "30"}, &r, "general", 1);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  EXPECT_TRUE(r.timed_out());
+  EXPECT_FALSE(r.trace_artifact().id().empty());
+
+  // A trace that cannot start: a warning by default, an error when strict.
+  s = Run({"/bin/sh", "-c", "echo ran"}, &r, "broken");
+  ASSERT_TRUE(s.ok());
+  EXPECT_THAT(r.trace_error(), HasSubstr("schema"));
+  EXPECT_THAT(r.output_tail(), HasSubstr("ran"));
+  EXPECT_TRUE(r.trace_artifact().id().empty());
+  s = Run({"/bin/sh", "-c", "echo ran"}, &r, "broken", 0, /*strict=*/true);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace labtrace
