@@ -32,6 +32,26 @@ absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path);
 // Lowercase hex SHA-256 of a byte string.
 std::string Sha256Hex(absl::string_view data);
 
+// Incremental SHA-256 (for data that arrives in pieces, e.g. downloads).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(absl::string_view data);
+  // Lowercase hex; the object must not be updated afterwards.
+  std::string HexDigest();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX, kept out of this header.
+};
+
+// True for a plain file name a peer may choose: [A-Za-z0-9][A-Za-z0-9._-]*,
+// at most 200 characters, never "." or "..". Used before a name from the
+// network becomes part of a local path.
+bool IsSafeFileName(absl::string_view name);
+
 // Bytes available to an unprivileged user on the volume holding `path`.
 absl::StatusOr<std::uint64_t> FreeBytes(const std::filesystem::path& path);
 

@@ -11,12 +11,15 @@ std::string Rfc3339(absl::Time t) {
 }
 
 std::string HumanDuration(absl::Duration d) {
-  // absl's format is already compact ("1h2m3.5s"); drop sub-second noise for
-  // durations over a minute.
-  if (d >= absl::Minutes(1))
+  // absl's format is already compact ("1h2m3.5s"); keep it readable by
+  // dropping precision nobody reads.
+  if (d >= absl::Minutes(1)) {
     d = absl::Trunc(d, absl::Seconds(1));
-  else if (d >= absl::Seconds(1))
+  } else if (d >= absl::Seconds(1)) {
     d = absl::Trunc(d, absl::Milliseconds(100));
+  } else {
+    d = absl::Trunc(d, absl::Milliseconds(1));
+  }
   return absl::FormatDuration(d);
 }
 

@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libyaml-cpp-dev libssl-dev
+  nlohmann-json3-dev
   linux-perf)
 for arg in "$@"; do
   case "$arg" in

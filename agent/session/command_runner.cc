@@ -167,7 +167,11 @@ absl::StatusOr<v1::RunCommandResponse> CommandRunner::Run(
       for (const auto& [k, v] : trace.labels()) (*meta.mutable_labels())[k] = v;
       meta.set_backend("exec");
       meta.set_host(hostname_);
-      *meta.mutable_start_time() = ToTimestamp(started);
+      // Named after the trace's start when there is one, so a step's trace
+      // and log share a stamp: unit_tests_<stamp>.etl / unit_tests_<stamp>.log.
+      *meta.mutable_start_time() = resp.session().has_start_time()
+                                       ? resp.session().start_time()
+                                       : ToTimestamp(started);
       *meta.mutable_stop_time() = ToTimestamp(ended);
       absl::StatusOr<v1::Artifact> log =
           store_->Add(file, ".log", std::move(meta));

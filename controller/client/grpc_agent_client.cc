@@ -1,0 +1,222 @@
+// GrpcAgentClient: AgentClient over a gRPC channel.
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "controller/client/agent_client.h"
+#include "grpcpp/grpcpp.h"
+#include "labtrace/v1/agent.grpc.pb.h"
+
+namespace labtrace::controller {
+
+void CallCanceller::Register(grpc::ClientContext* ctx) {
+  absl::MutexLock lock(&mu_);
+  live_.insert(ctx);
+  if (cancelled_) ctx->TryCancel();
+}
+
+void CallCanceller::Unregister(grpc::ClientContext* ctx) {
+  absl::MutexLock lock(&mu_);
+  live_.erase(ctx);
+}
+
+void CallCanceller::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* ctx : live_) ctx->TryCancel();
+}
+
+void CallCanceller::Reset() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = false;
+}
+
+bool CallCanceller::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, const Host& host) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = s.error_message();
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    msg = absl::StrCat("agent at ", host.address, " unreachable: ", msg);
+  }
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
+}
+
+class GrpcAgentClient final : public AgentClient {
+ public:
+  GrpcAgentClient(Host host, GrpcClientOptions options)
+      : host_(std::move(host)), options_(options) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(16 << 20);
+    // Fail fast on refused connections instead of backing off for seconds.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    channel_ = grpc::CreateCustomChannel(
+        host_.address, grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::TraceAgent::NewStub(channel_);
+  }
+
+  absl::StatusOr<v1::AgentInfo> GetAgentInfo(absl::Time deadline) override {
+    return Call<v1::GetAgentInfoRequest, v1::AgentInfo>(
+        {}, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->GetAgentInfo(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::TraceSession> StartTrace(const v1::StartTraceRequest& req,
+                                              absl::Time deadline) override {
+    return Call<v1::StartTraceRequest, v1::TraceSession>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->StartTrace(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::StopTraceResponse> StopTrace(
+      const std::string& name, absl::Time deadline) override {
+    v1::StopTraceRequest req;
+    req.set_name(name);
+    return Call<v1::StopTraceRequest, v1::StopTraceResponse>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->StopTrace(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::TraceSession> CancelTrace(const std::string& name,
+                                               absl::Time deadline) override {
+    v1::CancelTraceRequest req;
+    req.set_name(name);
+    return Call<v1::CancelTraceRequest, v1::TraceSession>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->CancelTrace(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::ListTracesResponse> ListTraces(
+      bool include_finished, absl::Time deadline) override {
+    v1::ListTracesRequest req;
+    req.set_include_finished(include_finished);
+    return Call<v1::ListTracesRequest, v1::ListTracesResponse>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->ListTraces(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::StopAllTracesResponse> StopAllTraces(
+      bool discard, absl::Time deadline) override {
+    v1::StopAllTracesRequest req;
+    req.set_discard(discard);
+    return Call<v1::StopAllTracesRequest, v1::StopAllTracesResponse>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->StopAllTraces(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::ListArtifactsResponse> ListArtifacts(
+      const v1::ListArtifactsRequest& req, absl::Time deadline) override {
+    return Call<v1::ListArtifactsRequest, v1::ListArtifactsResponse>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->ListArtifacts(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::DeleteArtifactResponse> DeleteArtifact(
+      const std::string& id, absl::Time deadline) override {
+    v1::DeleteArtifactRequest req;
+    req.set_artifact_id(id);
+    return Call<v1::DeleteArtifactRequest, v1::DeleteArtifactResponse>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->DeleteArtifact(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::RunCommandResponse> RunCommand(
+      const v1::RunCommandRequest& req, absl::Time deadline) override {
+    return Call<v1::RunCommandRequest, v1::RunCommandResponse>(
+        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->RunCommand(c, r, o);
+        });
+  }
+
+  absl::Status FetchArtifact(
+      const std::string& id, std::uint64_t offset,
+      const std::function<absl::Status(const v1::ArtifactChunk&)>& sink,
+      absl::Time deadline) override {
+    if (absl::Status s = Connect(deadline); !s.ok()) return s;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    Registration reg(options_.canceller, &ctx);
+    v1::FetchArtifactRequest req;
+    req.set_artifact_id(id);
+    req.set_offset(offset);
+    std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader =
+        stub_->FetchArtifact(&ctx, req);
+    v1::ArtifactChunk chunk;
+    absl::Status sink_status;
+    while (reader->Read(&chunk)) {
+      sink_status = sink(chunk);
+      if (!sink_status.ok()) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (!sink_status.ok()) return sink_status;
+    return FromGrpc(s, host_);
+  }
+
+ private:
+  struct Registration {
+    Registration(CallCanceller* c, grpc::ClientContext* ctx)
+        : c_(c), ctx_(ctx) {
+      if (c_) c_->Register(ctx_);
+    }
+    ~Registration() {
+      if (c_) c_->Unregister(ctx_);
+    }
+    CallCanceller* c_;
+    grpc::ClientContext* ctx_;
+  };
+
+  // Waits for the connection, up to the connect timeout (and the call's
+  // deadline). A refused connection is UNAVAILABLE; one that neither
+  // connects nor fails (a hung host) is DEADLINE_EXCEEDED.
+  absl::Status Connect(absl::Time deadline) {
+    const absl::Time until =
+        std::min(deadline, absl::Now() + options_.connect_timeout);
+    if (channel_->WaitForConnected(absl::ToChronoTime(until)))
+      return absl::OkStatus();
+    const grpc_connectivity_state state = channel_->GetState(false);
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
+        state == GRPC_CHANNEL_SHUTDOWN) {
+      return absl::UnavailableError(absl::StrCat(
+          "agent at ", host_.address, " unreachable (connection failed)"));
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "agent at ", host_.address, " did not answer within ",
+        absl::FormatDuration(options_.connect_timeout), " (connect timeout)"));
+  }
+
+  template <typename Req, typename Resp, typename Fn>
+  absl::StatusOr<Resp> Call(const Req& req, absl::Time deadline, Fn fn) {
+    if (absl::Status s = Connect(deadline); !s.ok()) return s;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    Registration reg(options_.canceller, &ctx);
+    Resp resp;
+    grpc::Status s = fn(&ctx, req, &resp);
+    if (!s.ok()) return FromGrpc(s, host_);
+    return resp;
+  }
+
+  const Host host_;
+  const GrpcClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TraceAgent::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<AgentClient> MakeGrpcAgentClient(
+    const Host& host, const GrpcClientOptions& options) {
+  return std::make_unique<GrpcAgentClient>(host, options);
+}
+
+}  // namespace labtrace::controller

@@ -1,0 +1,234 @@
+#include "controller/inventory/inventory.h"
+
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "yaml-cpp/yaml.h"
+
+namespace labtrace::controller {
+namespace {
+
+std::string Where(const std::string& source, const YAML::Node& node) {
+  const YAML::Mark m = node.Mark();
+  return m.line < 0 ? source : absl::StrCat(source, ":", m.line + 1);
+}
+
+absl::Status Bad(const std::string& source, const YAML::Node& node,
+                 absl::string_view msg) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(Where(source, node), ": ", msg));
+}
+
+bool ValidHostPart(absl::string_view h) {
+  if (h.empty() || h.size() > 253) return false;
+  for (char c : h) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> NormalizeAddress(const std::string& address,
+                                             int default_port) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad address \"", address, "\": ", why));
+  };
+  std::string host;
+  std::string port;
+  if (!address.empty() && address[0] == '[') {
+    const std::size_t close = address.find(']');
+    if (close == std::string::npos) return bad("missing ']'");
+    host = address.substr(0, close + 1);
+    absl::string_view rest = absl::string_view(address).substr(close + 1);
+    if (!rest.empty()) {
+      if (!absl::ConsumePrefix(&rest, ":"))
+        return bad("expected :PORT after ]");
+      port = std::string(rest);
+    }
+    if (host.size() <= 2) return bad("empty IPv6 address");
+  } else {
+    const std::vector<std::string> parts = absl::StrSplit(address, ':');
+    if (parts.size() > 2)
+      return bad("IPv6 addresses go in brackets: [::1]:7411");
+    host = parts[0];
+    if (parts.size() == 2) port = parts[1];
+    if (!ValidHostPart(host)) return bad("expected HOST or HOST:PORT");
+  }
+  int p = default_port;
+  if (!port.empty() && (!absl::SimpleAtoi(port, &p) || p < 1 || p > 65535)) {
+    return bad("port must be 1..65535");
+  }
+  return absl::StrCat(host, ":", p);
+}
+
+absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
+                                         const std::string& source) {
+  Inventory inv;
+  inv.source = source;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+  try {
+    if (!root.IsMap())
+      return Bad(source, root, "an inventory is a mapping with `hosts:`");
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      if (key != "defaults" && key != "hosts") {
+        return Bad(
+            source, kv.first,
+            absl::StrCat("unknown key \"", key, "\"; use defaults and hosts"));
+      }
+    }
+    int default_port = 7411;
+    if (const YAML::Node d = root["defaults"]) {
+      if (!d.IsMap()) return Bad(source, d, "`defaults` must be a mapping");
+      for (const auto& kv : d) {
+        const std::string key = kv.first.as<std::string>();
+        if (key == "port") {
+          if (!absl::SimpleAtoi(kv.second.as<std::string>(), &default_port) ||
+              default_port < 1 || default_port > 65535) {
+            return Bad(source, kv.second, "port must be 1..65535");
+          }
+        } else if (key == "connect_timeout") {
+          if (!absl::ParseDuration(kv.second.as<std::string>(),
+                                   &inv.connect_timeout) ||
+              inv.connect_timeout <= absl::ZeroDuration()) {
+            return Bad(source, kv.second,
+                       "connect_timeout must be a duration like 3s");
+          }
+        } else {
+          return Bad(
+              source, kv.first,
+              absl::StrCat("unknown key \"", key,
+                           "\" in defaults; known: port, connect_timeout"));
+        }
+      }
+    }
+    const YAML::Node hosts = root["hosts"];
+    if (!hosts || !hosts.IsSequence() || hosts.size() == 0) {
+      return Bad(source, hosts ? hosts : root,
+                 "`hosts` must be a non-empty list");
+    }
+    std::set<std::string> names;
+    for (const auto& h : hosts) {
+      if (!h.IsMap() || !h["name"] || !h["address"]) {
+        return Bad(source, h, "each host needs `name` and `address`");
+      }
+      for (const auto& kv : h) {
+        const std::string key = kv.first.as<std::string>();
+        if (key != "name" && key != "address" && key != "labels") {
+          return Bad(source, kv.first,
+                     absl::StrCat("unknown key \"", key,
+                                  "\" in a host; known: name, "
+                                  "address, labels"));
+        }
+      }
+      Host host;
+      host.name = h["name"].as<std::string>();
+      if (absl::Status s = ValidateName("host name", host.name); !s.ok()) {
+        return Bad(source, h["name"], s.message());
+      }
+      if (!names.insert(host.name).second) {
+        return Bad(source, h["name"],
+                   absl::StrCat("host \"", host.name, "\" is listed twice"));
+      }
+      absl::StatusOr<std::string> addr =
+          NormalizeAddress(h["address"].as<std::string>(), default_port);
+      if (!addr.ok()) return Bad(source, h["address"], addr.status().message());
+      host.address = *addr;
+      if (const YAML::Node labels = h["labels"]) {
+        if (!labels.IsMap())
+          return Bad(source, labels, "`labels` must be a mapping");
+        for (const auto& kv : labels) {
+          host.labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+        }
+      }
+      inv.hosts.push_back(std::move(host));
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  return inv;
+}
+
+absl::StatusOr<Inventory> LoadInventory(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot read inventory ", path,
+        " (set --inventory or LABTRACE_INVENTORY): ", text.status().message()));
+  }
+  return ParseInventory(*text, path);
+}
+
+absl::StatusOr<std::vector<Host>> SelectHosts(const Inventory& inventory,
+                                              const std::string& expression) {
+  if (expression.empty() || expression == "all") return inventory.hosts;
+  std::vector<std::string> terms =
+      absl::StrSplit(expression, ',', absl::SkipWhitespace());
+  std::map<std::string, std::string> selectors;
+  std::set<std::string> names;
+  for (std::string& t : terms) {
+    t = std::string(absl::StripAsciiWhitespace(t));
+    if (auto eq = t.find('='); eq != std::string::npos) {
+      selectors[t.substr(0, eq)] = t.substr(eq + 1);
+    } else {
+      names.insert(t);
+    }
+  }
+  if (!selectors.empty() && !names.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--hosts \"", expression,
+                     "\" mixes host names and label selectors; use one kind"));
+  }
+  std::vector<Host> out;
+  if (!names.empty()) {
+    std::set<std::string> known;
+    for (const Host& h : inventory.hosts) known.insert(h.name);
+    std::vector<std::string> unknown;
+    for (const std::string& n : names) {
+      if (!known.count(n)) unknown.push_back(n);
+    }
+    if (!unknown.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown host", unknown.size() > 1 ? "s " : " ",
+          absl::StrJoin(unknown, ", "), " (not in ", inventory.source, ")"));
+    }
+    for (const Host& h : inventory.hosts) {
+      if (names.count(h.name)) out.push_back(h);
+    }
+    return out;
+  }
+  for (const Host& h : inventory.hosts) {
+    bool match = true;
+    for (const auto& [k, v] : selectors) {
+      auto it = h.labels.find(k);
+      if (it == h.labels.end() || it->second != v) match = false;
+    }
+    if (match) out.push_back(h);
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no host in ", inventory.source, " matches --hosts \"",
+                     expression, "\""));
+  }
+  return out;
+}
+
+}  // namespace labtrace::controller

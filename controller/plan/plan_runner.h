@@ -1,0 +1,119 @@
+// PlanRunner: runs a lab plan on a set of hosts: setup steps, test steps,
+// cleanup steps, each step its own trace operation on every host, then
+// collects this run's artifacts into <out>/<run_id>/<host>/ and writes
+// <out>/<run_id>/manifest.json.
+//
+// Failure rules:
+//  - a setup step that fails on any host skips the remaining setup and all
+//    tests; cleanup still runs;
+//  - a failed test is recorded and the next test runs (unless fail_fast);
+//  - a host that becomes unreachable or times out is dropped from the
+//    remaining steps and the run skips to cleanup on the others;
+//  - an interrupt (Ctrl-C: RequestStop) cancels the calls in flight (agents
+//    kill step commands and still keep the traces), skips to cleanup, and
+//    the run still collects what exists;
+//  - at the end, any trace of this run still active on a host is stopped.
+// With keep: on-failure, artifacts of passed steps are deleted on the
+// agents instead of being collected.
+//
+// Threading: Run() blocks; RequestStop() may be called from a signal-
+// watching thread.
+
+#ifndef LABTRACE_CONTROLLER_PLAN_PLAN_RUNNER_H_
+#define LABTRACE_CONTROLLER_PLAN_PLAN_RUNNER_H_
+
+#include <atomic>
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "controller/client/agent_client.h"
+#include "controller/collect/collector.h"
+#include "controller/fleet/fan_out.h"
+#include "controller/plan/plan.h"
+
+namespace labtrace::controller {
+
+struct StepHostResult {
+  std::string host;
+  std::string outcome;  // ok, failed, unreachable, timed_out, skipped
+  int exit_code = -1;
+  bool timed_out = false;  // The command hit its timeout.
+  absl::Duration duration;
+  std::string error;        // Why the step failed on this host.
+  std::string trace_error;  // Tracing problem (a warning unless strict).
+  std::string output_tail;
+  std::vector<std::string> artifact_ids;  // Trace and log.
+};
+
+struct StepResult {
+  PlanStep step;
+  bool passed = false;
+  bool skipped = false;
+  std::vector<StepHostResult> hosts;
+  absl::Time started;
+  absl::Time ended;
+};
+
+struct RunResult {
+  std::string run_id;
+  std::filesystem::path run_dir;
+  absl::Time started;
+  absl::Time ended;
+  std::vector<StepResult> steps;
+  std::vector<CollectedFile> files;
+  std::vector<std::string> deleted;  // "host/file" deleted by keep: on-failure.
+  std::vector<std::string> lost_hosts;
+  std::vector<std::string> warnings;
+  bool interrupted = false;
+  // 0 ok, 3 host lost, 4 step failed, 5 data problem, 130 interrupted.
+  int exit_code = 0;
+};
+
+struct PlanRunOptions {
+  std::filesystem::path out_dir;
+  std::string run_id;  // Empty: <plan.run>-<UTC stamp>.
+  int parallel = 32;
+  absl::Duration rpc_timeout = absl::Seconds(60);  // Start/stop/list calls.
+  bool show_progress = false;
+  std::ostream* log = nullptr;  // Step-by-step lines (stderr in the CLI).
+};
+
+class PlanRunner {
+ public:
+  PlanRunner(Plan plan, std::vector<Host> hosts, ClientPool* clients,
+             CallCanceller* canceller, PlanRunOptions options);
+
+  RunResult Run();
+  void RequestStop();
+
+ private:
+  void RunStep(const PlanStep& step, StepResult* result);
+  void RunStepOnAgents(const PlanStep& step, const std::vector<Host>& hosts,
+                       StepResult* result);
+  void RunStepOnController(const PlanStep& step, const std::vector<Host>& hosts,
+                           StepResult* result);
+  v1::StartTraceRequest TraceRequest(const PlanStep& step) const;
+  void StopLeftoverTraces();
+  void Collect();
+  void WriteManifest();
+  void Log(const std::string& line);
+
+  const Plan plan_;
+  std::vector<Host> hosts_;  // Still in the run.
+  const std::vector<Host> all_hosts_;
+  ClientPool* const clients_;
+  CallCanceller* const canceller_;
+  const PlanRunOptions options_;
+  std::atomic<bool> stop_requested_{false};
+  RunResult result_;
+};
+
+// Writes manifest.json for a run (also used by tests to check the format).
+absl::Status WriteRunManifest(const Plan& plan, const RunResult& result,
+                              const std::filesystem::path& path);
+
+}  // namespace labtrace::controller
+
+#endif  // LABTRACE_CONTROLLER_PLAN_PLAN_RUNNER_H_
