@@ -53,10 +53,17 @@ class GrpcAgentClient final : public AgentClient {
       : host_(std::move(host)), options_(options) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(16 << 20);
-    // Fail fast on refused connections instead of backing off for seconds.
+    // Retry refused connections quickly instead of backing off for seconds.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // gRPC also uses this as the minimum time a connection attempt (TCP and
+    // HTTP/2 handshake) may take. Slightly above our connect timeout, so a
+    // host that accepts TCP but never answers (hung) is still CONNECTING
+    // when Connect() gives up, which tells it apart from a refused one.
+    args.SetInt(
+        GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(options_.connect_timeout)) +
+            1000);
     channel_ = grpc::CreateCustomChannel(
         host_.address, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::TraceAgent::NewStub(channel_);
