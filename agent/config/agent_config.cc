@@ -243,7 +243,7 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       if (l["chunk_bytes"]) {
         int v = 0;
         LABTRACE_RETURN_IF_ERROR(
-            ReadInt(source, l["chunk_bytes"], 4096, 4 << 20, &v));
+            ReadInt(source, l["chunk_bytes"], 4096, 2 << 20, &v));
         config->default_chunk_bytes = static_cast<std::uint32_t>(v);
       }
     }

@@ -15,7 +15,9 @@
 namespace labtrace::agent {
 namespace {
 
-constexpr std::uint32_t kMaxChunkBytes = 4 << 20;
+// 2 MiB keeps every message under gRPC's default 4 MiB receive limit, so
+// stock clients (grpcurl) can ask for the largest chunk too.
+constexpr std::uint32_t kMaxChunkBytes = 2 << 20;
 
 template <typename T>
 grpc::Status Assign(absl::StatusOr<T> result, T* out) {
