@@ -9,6 +9,7 @@
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "common/time_util.h"
+#include "common/trace_summary.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "labtrace/v1/journal.pb.h"
@@ -477,6 +478,15 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
     *meta.mutable_start_time() = ToTimestamp(session->start_time);
     *meta.mutable_stop_time() = ToTimestamp(options_.clock());
     meta.set_auto_stopped(auto_stop);
+    // Whether the file is sound, computed once, here (outside the lock).
+    absl::StatusOr<std::optional<v1::TraceSummary>> summary =
+        SummarizeTraceFile(*file);
+    if (summary.ok() && summary->has_value()) {
+      *meta.mutable_summary() = **summary;
+      for (const std::string& w : SummaryWarnings(**summary)) {
+        spdlog::warn("{}: {}", session->name, w);
+      }
+    }
     artifact =
         store_->Add(*file, session->backend->file_extension(), std::move(meta));
   }

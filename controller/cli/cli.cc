@@ -12,11 +12,13 @@
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/time_util.h"
+#include "common/trace_summary.h"
 #include "controller/collect/collector.h"
 #include "controller/fleet/fan_out.h"
 #include "controller/inventory/inventory.h"
 #include "controller/plan/plan.h"
 #include "controller/plan/plan_runner.h"
+#include "controller/report/proto_json.h"
 #include "controller/report/table.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
@@ -56,7 +58,7 @@ struct CommandSpec {
   const char* usage;
   std::set<std::string> value_flags;
   std::set<std::string> bool_flags;
-  int positional;  // Exactly this many positional arguments.
+  int positional;  // Exactly this many positional arguments (-1: one or more).
   absl::Duration default_timeout;
 };
 
@@ -151,18 +153,37 @@ const std::vector<CommandSpec>& Commands() {
        absl::Hours(1)},
       {"run",
        "run a lab plan: setup, tests, cleanup, each step traced",
-       "labtrace run PLAN.yaml --out DIR [--run-id R]\n\n"
-       "Runs the plan's setup steps, then its tests, then cleanup (always), "
-       "each\n"
-       "step its own trace operation on every host, then collects the run's\n"
-       "files into DIR/<run_id>/<host>/ with DIR/<run_id>/manifest.json.\n"
+       "labtrace run PLAN.yaml --out DIR [--run-id R] "
+       "[--fail-on-lost-events]\n\n"
+       "Runs the plan's setup steps, then its tests, then cleanup (always),\n"
+       "each step its own trace operation on every host, then collects the\n"
+       "run's files into DIR/<run_id>/<host>/ with "
+       "DIR/<run_id>/manifest.json.\n"
        "See deploy/plans/ for examples. Ctrl-C stops the run's traces, runs\n"
-       "cleanup and still collects (a second Ctrl-C also cuts cleanup "
-       "short).\n",
+       "cleanup and still collects (a second Ctrl-C also cuts cleanup short).\n"
+       "Every trace file is checked on its agent; problems (lost events,\n"
+       "truncation) are printed as warnings and kept in the manifest.\n"
+       "--fail-on-lost-events: exit 5 if any collected trace lost events.\n",
        {"out", "run-id"},
-       {},
+       {"fail-on-lost-events"},
        1,
        absl::Minutes(1)},
+      {"inspect",
+       "check local trace files (.etl, .perf.data): lost events, truncation",
+       "labtrace inspect FILE... [--json]\n\n"
+       "Reads each file locally (no agent needed) and prints what it holds: "
+       "for\n"
+       ".etl, the session, duration, buffers found/written, events and "
+       "buffers\n"
+       "lost, OS, processors, log file mode and record count (compressed\n"
+       "buffers included; \"+\" marks a count that could not be completed);\n"
+       "for .perf.data, the header, records and lost events. Exit code 5 if\n"
+       "any file has a problem (truncated, not closed, lost events, bad "
+       "header).\n",
+       {},
+       {},
+       -1,
+       absl::Seconds(1)},
   };
   return kCommands;
 }
@@ -273,22 +294,19 @@ absl::StatusOr<Args> ParseArgs(int argc, const char* const* argv) {
     a.values[name].push_back(*value);
   }
   if (a.flags.count("help")) a.help = true;
-  if (!a.help &&
-      static_cast<int>(a.positional.size()) != a.command->positional) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("`labtrace ", a.command->name, "` takes ",
-                     a.command->positional, " argument(s), got ",
-                     a.positional.size(), "; usage:\n  ", a.command->usage));
+  const bool count_ok =
+      a.command->positional < 0
+          ? !a.positional.empty()
+          : static_cast<int>(a.positional.size()) == a.command->positional;
+  if (!a.help && !count_ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "`labtrace ", a.command->name, "` takes ",
+        a.command->positional < 0 ? std::string("one or more")
+                                  : std::to_string(a.command->positional),
+        " argument(s), got ", a.positional.size(), "; usage:\n  ",
+        a.command->usage));
   }
   return a;
-}
-
-json ProtoJson(const google::protobuf::Message& m) {
-  std::string s;
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &s, o);
-  return json::parse(s);
 }
 
 // The exit code for a set of per-host outcomes.
@@ -332,6 +350,8 @@ class Cli {
       : env_(env), args_(std::move(args)) {}
 
   int Run() {
+    json_ = args_.flags.count("json") > 0;
+    if (args_.command->name == std::string("inspect")) return Inspect();
     if (absl::Status s = Setup(); !s.ok()) {
       *env_.err << "labtrace: " << s.message() << "\n";
       return kExitUsage;
@@ -351,7 +371,6 @@ class Cli {
 
  private:
   absl::Status Setup() {
-    json_ = args_.flags.count("json") > 0;
     std::string path = args_.Get("inventory", env_.inventory_env);
     if (path.empty()) path = "labtrace-inventory.yaml";
     absl::StatusOr<Inventory> inv = LoadInventory(path);
@@ -440,6 +459,58 @@ class Cli {
             {"outcome", HostOutcomeName(o)},
             {"error", std::string(s.message())},
             {"seconds", absl::ToDoubleSeconds(took)}};
+  }
+
+  // "warning: unit_tests on vm3 (file): 41 events lost; raise ..." for each
+  // problem of a trace file.
+  void WarnAbout(const std::string& host, const v1::Artifact& a) {
+    for (const std::string& w : SummaryWarnings(a.summary())) {
+      *env_.err << "warning: " << a.session_name() << " on " << host << " ("
+                << a.file_name() << "): " << w << "\n";
+    }
+  }
+
+  int Inspect() {
+    Table t({"FILE", "FORMAT", "SIZE", "SESSION", "DURATION", "RECORDS", "LOST",
+             "BUFFERS", "OS", "CPUS", "MODE", "PROBLEMS"});
+    json j = json::array();
+    int code = kExitOk;
+    for (const std::string& path : args_.positional) {
+      absl::StatusOr<std::optional<v1::TraceSummary>> s =
+          SummarizeTraceFile(path);
+      if (!s.ok() || !s->has_value()) {
+        const std::string why =
+            !s.ok() ? std::string(s.status().message())
+                    : "not a trace file this tool reads (.etl, .perf.data)";
+        *env_.err << "labtrace inspect: " << path << ": " << why << "\n";
+        j.push_back({{"file", path}, {"error", why}});
+        code = Worst(code, kExitUsage);
+        continue;
+      }
+      const v1::TraceSummary& x = **s;
+      if (!x.problems().empty()) code = Worst(code, kExitDataProblem);
+      j.push_back({{"file", path}, {"summary", ProtoJson(x)}});
+      const bool etl = x.format() == "etl";
+      t.AddRow(
+          {path, x.format(), HumanBytes(x.file_size()), x.logger_name(),
+           x.has_duration() ? Seconds(x.duration()) : "-",
+           absl::StrCat(x.record_count(), x.record_count_complete() ? "" : "+"),
+           etl ? absl::StrCat(x.events_lost(), " ev, ", x.buffers_lost(),
+                              " buf")
+               : absl::StrCat(x.events_lost(), " ev"),
+           etl ? absl::StrCat(x.buffers_found(), "/", x.buffers_written())
+               : "-",
+           x.os_version(),
+           x.processor_count() > 0 ? std::to_string(x.processor_count()) : "",
+           absl::StrJoin(x.log_file_mode_flags(), "|"),
+           x.problems().empty() ? "ok" : absl::StrJoin(x.problems(), "; ")});
+    }
+    if (json_) {
+      *env_.out << j.dump(2) << "\n";
+    } else {
+      *env_.out << t.Render();
+    }
+    return code;
   }
 
   int Info() {
@@ -596,6 +667,7 @@ class Cli {
                   a.auto_stopped() ? "auto-stopped at max duration" : ""});
         hj["session"] = ProtoJson(r.value.session());
         hj["artifact"] = ProtoJson(a);
+        WarnAbout(r.host.name, a);
         to_collect.push_back({r.host, {a}});
       }
       j.push_back(hj);
@@ -743,6 +815,7 @@ class Cli {
                     Rfc3339(absl::FromUnixSeconds(a.stop_time().seconds())),
                     a.sha256().substr(0, 12)});
           hj["artifacts"].push_back(ProtoJson(a));
+          WarnAbout(r.host.name, a);
         }
       }
       j.push_back(hj);
@@ -800,6 +873,7 @@ class Cli {
                    {"error", f.error},
                    {"artifact", ProtoJson(f.artifact)}});
       if (f.ok()) total += f.artifact.size_bytes();
+      WarnAbout(f.host, f.artifact);
       if (f.status == "digest_mismatch") code = Worst(code, kExitDataProblem);
       if (f.status == "failed") code = Worst(code, kExitFailed);
     }
@@ -838,6 +912,7 @@ class Cli {
     o.parallel = fan_.parallel;
     o.rpc_timeout = fan_.per_host_timeout;
     o.show_progress = env_.err_is_terminal && !json_;
+    o.fail_on_lost_events = args_.flags.count("fail-on-lost-events") > 0;
     o.log = env_.err;
     runner_ = std::make_unique<PlanRunner>(*plan_, hosts_, clients_.get(),
                                            &canceller_, o);

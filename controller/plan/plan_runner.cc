@@ -11,6 +11,9 @@
 #include "common/file_util.h"
 #include "common/subprocess.h"
 #include "common/time_util.h"
+#include "common/trace_summary.h"
+#include "controller/report/proto_json.h"
+#include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 
 namespace labtrace::controller {
@@ -123,7 +126,15 @@ RunResult PlanRunner::Run() {
   for (const CollectedFile& f : result_.files) {
     data_problem |= f.status == "digest_mismatch";
     failed |= f.status == "failed";
+    const v1::TraceSummary& sum = f.artifact.summary();
+    if (sum.events_lost() > 0 || sum.buffers_lost() > 0)
+      result_.lost_events = true;
+    for (const std::string& w : SummaryWarnings(sum)) {
+      result_.warnings.push_back(
+          absl::StrCat(f.artifact.session_name(), " on ", f.host, ": ", w));
+    }
   }
+  if (options_.fail_on_lost_events && result_.lost_events) data_problem = true;
   if (result_.interrupted) {
     result_.exit_code = 130;
   } else if (data_problem) {
@@ -438,6 +449,7 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
   m["interrupted"] = r.interrupted;
   m["exit_code"] = r.exit_code;
   m["lost_hosts"] = r.lost_hosts;
+  m["lost_events"] = r.lost_events;
   m["warnings"] = r.warnings;
   json steps = json::array();
   for (const StepResult& s : r.steps) {
@@ -482,7 +494,9 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
          {"sha256", f.artifact.sha256()},
          {"status", f.status},
          {"error", f.error},
-         {"auto_stopped", f.artifact.auto_stopped()}});
+         {"auto_stopped", f.artifact.auto_stopped()},
+         {"summary", f.artifact.has_summary() ? ProtoJson(f.artifact.summary())
+                                              : json(nullptr)}});
   }
   m["files"] = files;
   m["deleted_on_agents"] = r.deleted;

@@ -67,6 +67,7 @@ struct RunResult {
   std::vector<std::string> lost_hosts;
   std::vector<std::string> warnings;
   bool interrupted = false;
+  bool lost_events = false;  // Some collected trace lost events or buffers.
   // 0 ok, 3 host lost, 4 step failed, 5 data problem, 130 interrupted.
   int exit_code = 0;
 };
@@ -77,6 +78,8 @@ struct PlanRunOptions {
   int parallel = 32;
   absl::Duration rpc_timeout = absl::Seconds(60);  // Start/stop/list calls.
   bool show_progress = false;
+  // Exit with 5 (data problem) if any collected trace lost events or buffers.
+  bool fail_on_lost_events = false;
   std::ostream* log = nullptr;  // Step-by-step lines (stderr in the CLI).
 };
 

@@ -69,6 +69,12 @@ class AgentPerfTest : public ::testing::Test {
                                   &r);
     ASSERT_TRUE(st.ok()) << st.error_message();
     EXPECT_THAT(r.artifact().file_name(), HasSubstr(".perf.data"));
+    const v1::TraceSummary& sum = r.artifact().summary();
+    EXPECT_EQ(sum.format(), "perf");
+    EXPECT_TRUE(sum.header_valid());
+    EXPECT_GT(sum.data_size(), 0u);
+    EXPECT_GT(sum.record_count(), 0u);
+    EXPECT_TRUE(sum.record_count_complete());
 
     v1::FetchArtifactRequest f;
     f.set_artifact_id(r.artifact().id());

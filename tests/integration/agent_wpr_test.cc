@@ -155,6 +155,13 @@ TEST_F(AgentWprTest, StartStopFetchVerifiesDigestAndResumes) {
   EXPECT_EQ(a.size_bytes(), std::filesystem::file_size(etl_));
   EXPECT_EQ(a.backend(), "wpr");
   EXPECT_EQ(a.run_id(), "run42");
+  // The ETL summary, computed at stop.
+  EXPECT_EQ(a.summary().format(), "etl");
+  EXPECT_TRUE(a.summary().header_valid());
+  EXPECT_EQ(a.summary().logger_name(), "PerfDiag Logger");
+  EXPECT_EQ(a.summary().record_count(), 17078u);
+  EXPECT_EQ(a.summary().buffers_found(), 49u);
+  EXPECT_EQ(a.summary().problems_size(), 0);
 
   // Whole file, in 64 KiB chunks.
   std::string all;

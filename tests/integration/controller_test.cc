@@ -297,6 +297,11 @@ TEST_F(FleetTest, PlanRunEndToEndManifestMatchesAgents) {
     if (s["name"] != "failing") continue;
     for (const auto& h : s["hosts"]) EXPECT_EQ(h["exit_code"], 7);
   }
+  // The trace files (fake wpr copies a Windows Update ETL with 41 lost
+  // events) are flagged: a warning per file, the summary in the manifest.
+  EXPECT_THAT(r.out,
+              HasSubstr("41 events lost; raise the buffer count or size"));
+  EXPECT_TRUE(m["lost_events"]);
   // Every file in the manifest is on disk, matches the agent's digest, and
   // every artifact of the run on every host is in the manifest.
   std::set<std::string> listed;
@@ -306,6 +311,9 @@ TEST_F(FleetTest, PlanRunEndToEndManifestMatchesAgents) {
     EXPECT_EQ(*Sha256File(path), f["sha256"].get<std::string>()) << path;
     listed.insert(f["host"].get<std::string>() + "/" +
                   f["artifact_id"].get<std::string>());
+    if (f["backend"] == "wpr") {
+      EXPECT_EQ(f["summary"]["events_lost"], "41");
+    }
   }
   int expected = 0;
   for (int i : {0, 2, 3}) {
@@ -323,6 +331,42 @@ TEST_F(FleetTest, PlanRunEndToEndManifestMatchesAgents) {
       {"fetch", "--run", "e2e", "--out", out.string(), "--hosts", "vm0"});
   EXPECT_EQ(f.exit_code, 0) << f.err;
   EXPECT_THAT(f.out, HasSubstr("already_present"));
+}
+
+TEST_F(FleetTest, LostEventsCanFailARunAndInspectReportsThem) {
+  const auto plan = dir_->path() / "plan_lost.yaml";
+  testing::WriteTextFile(plan, R"yaml(
+run: lost
+hosts: vm4
+defaults: {profile: general}
+tests:
+  - name: one
+    command: [/bin/sh, -c, "true"]
+)yaml");
+  const auto out = dir_->path() / "runs_lost";
+  CliResult ok = Labtrace(
+      {"run", plan.string(), "--out", out.string(), "--run-id", "lost1"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;  // Warned, not failed.
+  EXPECT_THAT(ok.out, HasSubstr("warning: one on vm4"));
+  CliResult fail = Labtrace({"run", plan.string(), "--out", out.string(),
+                             "--run-id", "lost2", "--fail-on-lost-events"});
+  EXPECT_EQ(fail.exit_code, 5) << fail.err;
+  // inspect reads the collected file locally.
+  json m = json::parse(testing::ReadTextFile(out / "lost2" / "manifest.json"));
+  std::string etl_file;
+  for (const auto& f : m["files"]) {
+    if (f["backend"] == "wpr")
+      etl_file = (out / "lost2" / f["file"].get<std::string>()).string();
+  }
+  ASSERT_FALSE(etl_file.empty());
+  CliResult in = Labtrace({"inspect", etl_file, "--json"});
+  EXPECT_EQ(in.exit_code, 5);
+  json j = in.Json();
+  ASSERT_EQ(j.size(), 1u) << in.out;
+  EXPECT_EQ(j[0]["summary"]["logger_name"], "WindowsUpdate_trace_log");
+  EXPECT_EQ(j[0]["summary"]["events_lost"], "41");
+  CliResult missing = Labtrace({"inspect", "/nonexistent.etl"});
+  EXPECT_EQ(missing.exit_code, 2);
 }
 
 TEST_F(FleetTest, PlanOnAHostSetWithTheDeadOnesAndKeepOnFailure) {

@@ -1,0 +1,89 @@
+#include "common/trace_summary.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/etl/etl_summary.h"
+#include "common/perf_data.h"
+
+namespace labtrace {
+namespace {
+
+google::protobuf::Timestamp FromUnixNanos(std::int64_t ns) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(ns / 1000000000);
+  t.set_nanos(static_cast<std::int32_t>(ns % 1000000000));
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
+    const std::filesystem::path& path) {
+  const std::string name = path.filename().string();
+  const bool etl = absl::EndsWithIgnoreCase(name, ".etl");
+  const bool perf = absl::EndsWith(name, ".perf.data") || name == "perf.data";
+  if (!etl && !perf) return std::nullopt;
+  etl::FileByteSource src(path.string());
+  if (!src.ok())
+    return absl::NotFoundError(absl::StrCat("cannot open ", path.string()));
+  v1::TraceSummary s;
+  if (etl) {
+    const etl::EtlSummary e = etl::SummarizeEtl(src);
+    s.set_format("etl");
+    s.set_header_valid(e.header_valid);
+    for (const std::string& p : e.problems) s.add_problems(p);
+    s.set_events_lost(e.events_lost);
+    s.set_buffers_lost(e.buffers_lost);
+    s.set_record_count(e.record_count);
+    s.set_record_count_complete(e.record_count_complete);
+    s.set_file_size(e.file_size);
+    s.set_logger_name(e.logger_name);
+    const std::int64_t start =
+        etl::EtlSummary::FiletimeToUnixNanos(e.start_time_filetime);
+    const std::int64_t end =
+        etl::EtlSummary::FiletimeToUnixNanos(e.end_time_filetime);
+    if (start > 0) *s.mutable_start_time() = FromUnixNanos(start);
+    if (end > 0) *s.mutable_end_time() = FromUnixNanos(end);
+    if (start > 0 && end >= start) {
+      s.mutable_duration()->set_seconds((end - start) / 1000000000);
+      s.mutable_duration()->set_nanos(
+          static_cast<std::int32_t>((end - start) % 1000000000));
+    }
+    s.set_buffer_size(e.buffer_size);
+    s.set_buffers_written(e.buffers_written);
+    s.set_buffers_found(e.buffers_found);
+    s.set_pointer_size(e.pointer_size);
+    s.set_processor_count(e.processor_count);
+    if (e.header_valid) s.set_os_version(e.OsVersion());
+    s.set_log_file_mode(e.log_file_mode);
+    for (const std::string& f : e.log_file_mode_flags)
+      s.add_log_file_mode_flags(f);
+    s.set_compressed_buffers(e.compressed_buffers);
+  } else {
+    const perf::PerfDataSummary p = perf::SummarizePerfData(src);
+    s.set_format("perf");
+    s.set_header_valid(p.header_valid);
+    for (const std::string& x : p.problems) s.add_problems(x);
+    s.set_events_lost(p.lost_events);
+    s.set_record_count(p.record_count);
+    s.set_record_count_complete(p.record_count_complete);
+    s.set_file_size(p.file_size);
+    s.set_data_size(p.data_size);
+    s.set_sample_count(p.sample_count);
+  }
+  return s;
+}
+
+std::vector<std::string> SummaryWarnings(const v1::TraceSummary& s) {
+  std::vector<std::string> out;
+  for (const std::string& p : s.problems()) {
+    std::string w = p;
+    if (absl::StrContains(p, "events lost") && s.format() == "etl") {
+      absl::StrAppend(&w, "; raise the buffer count or size in the profile");
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace labtrace
