@@ -4,19 +4,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/etl/etl_summary.h"
 #include "common/perf_data.h"
+#include "common/proto_time.h"
 
 namespace labtrace {
-namespace {
-
-google::protobuf::Timestamp FromUnixNanos(std::int64_t ns) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(ns / 1000000000);
-  t.set_nanos(static_cast<std::int32_t>(ns % 1000000000));
-  return t;
-}
-
-}  // namespace
-
 absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
     const std::filesystem::path& path) {
   const std::string name = path.filename().string();
@@ -42,8 +32,10 @@ absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
         etl::EtlSummary::FiletimeToUnixNanos(e.start_time_filetime);
     const std::int64_t end =
         etl::EtlSummary::FiletimeToUnixNanos(e.end_time_filetime);
-    if (start > 0) *s.mutable_start_time() = FromUnixNanos(start);
-    if (end > 0) *s.mutable_end_time() = FromUnixNanos(end);
+    if (start > 0)
+      *s.mutable_start_time() = ToProtoTimestamp(absl::FromUnixNanos(start));
+    if (end > 0)
+      *s.mutable_end_time() = ToProtoTimestamp(absl::FromUnixNanos(end));
     if (start > 0 && end >= start) {
       s.mutable_duration()->set_seconds((end - start) / 1000000000);
       s.mutable_duration()->set_nanos(

@@ -10,39 +10,15 @@
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "common/yaml_util.h"
 #include "yaml-cpp/yaml.h"
 
 namespace labtrace::agent {
 namespace {
 
-// Context for error messages: "agent.yaml:12: ...".
-std::string Where(const std::string& source, const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
-  if (mark.line < 0) return source;
-  return absl::StrCat(source, ":", mark.line + 1);
-}
-
 absl::Status Bad(const std::string& source, const YAML::Node& node,
                  absl::string_view msg) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(Where(source, node), ": ", msg));
-}
-
-absl::Status CheckKeys(const std::string& source, const YAML::Node& map,
-                       absl::string_view section,
-                       const std::set<std::string>& allowed) {
-  if (!map.IsMap()) {
-    return Bad(source, map, absl::StrCat(section, " must be a mapping"));
-  }
-  for (const auto& kv : map) {
-    const std::string key = kv.first.as<std::string>();
-    if (!allowed.count(key)) {
-      return Bad(source, kv.first,
-                 absl::StrCat("unknown key \"", key, "\" in ", section,
-                              "; known keys: ", absl::StrJoin(allowed, ", ")));
-    }
-  }
-  return absl::OkStatus();
+  return YamlError(source, node, msg);
 }
 
 absl::Status ReadString(const std::string& source, const YAML::Node& node,
@@ -99,8 +75,8 @@ absl::Status ReadDuration(const std::string& source, const YAML::Node& node,
 absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
                          ProfileSpec* p) {
   LABTRACE_RETURN_IF_ERROR(
-      CheckKeys(source, node, "profile",
-                {"name", "backend", "description", "args", "modes"}));
+      CheckYamlKeys(source, node, "profile",
+                    {"name", "backend", "description", "args", "modes"}));
   if (!node["name"] || !node["backend"]) {
     return Bad(source, node, "a profile needs `name` and `backend`");
   }
@@ -198,19 +174,15 @@ std::filesystem::path DefaultDataDir() {
 absl::Status ApplyAgentConfigYaml(const std::string& yaml,
                                   const std::string& source,
                                   AgentConfig* config) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
-  }
+  absl::StatusOr<YAML::Node> parsed = ParseYaml(yaml, source);
+  if (!parsed.ok()) return parsed.status();
+  const YAML::Node& root = *parsed;
   if (root.IsNull()) return absl::OkStatus();  // Empty file.
   try {
     LABTRACE_RETURN_IF_ERROR(
-        CheckKeys(source, root, "the agent config",
-                  {"listen", "data_dir", "log_level", "limits", "wpr", "perf",
-                   "exec", "profiles"}));
+        CheckYamlKeys(source, root, "the agent config",
+                      {"listen", "data_dir", "log_level", "limits", "wpr",
+                       "perf", "exec", "profiles"}));
     if (root["listen"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["listen"], &config->listen));
@@ -225,7 +197,7 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
           ReadString(source, root["log_level"], &config->log_level));
     }
     if (const YAML::Node l = root["limits"]) {
-      LABTRACE_RETURN_IF_ERROR(CheckKeys(
+      LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
           source, l, "limits",
           {"max_sessions", "max_duration", "max_threads", "chunk_bytes"}));
       if (l["max_sessions"]) {
@@ -249,9 +221,9 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
     }
     if (const YAML::Node w = root["wpr"]) {
       LABTRACE_RETURN_IF_ERROR(
-          CheckKeys(source, w, "wpr",
-                    {"path", "skip_pdb_gen", "start_timeout", "stop_timeout",
-                     "cancel_timeout"}));
+          CheckYamlKeys(source, w, "wpr",
+                        {"path", "skip_pdb_gen", "start_timeout",
+                         "stop_timeout", "cancel_timeout"}));
       if (w["path"])
         LABTRACE_RETURN_IF_ERROR(
             ReadString(source, w["path"], &config->wpr.path));
@@ -273,7 +245,7 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       }
     }
     if (const YAML::Node p = root["perf"]) {
-      LABTRACE_RETURN_IF_ERROR(CheckKeys(
+      LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
           source, p, "perf", {"path", "stop_timeout", "memory_mode_pages"}));
       if (p["path"])
         LABTRACE_RETURN_IF_ERROR(
@@ -289,9 +261,9 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       }
     }
     if (const YAML::Node e = root["exec"]) {
-      LABTRACE_RETURN_IF_ERROR(
-          CheckKeys(source, e, "exec",
-                    {"enabled", "allow", "max_timeout", "max_output_bytes"}));
+      LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
+          source, e, "exec",
+          {"enabled", "allow", "max_timeout", "max_output_bytes"}));
       if (e["enabled"]) {
         LABTRACE_RETURN_IF_ERROR(
             ReadBool(source, e["enabled"], &config->exec.enabled));

@@ -7,6 +7,7 @@
 #include "agent/backend/wpr_backend.h"
 #include "common/file_util.h"
 #include "common/host_info.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -18,16 +19,6 @@
 #endif
 
 namespace labtrace::agent {
-namespace {
-
-google::protobuf::Duration ToProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  out.set_seconds(absl::ToInt64Seconds(d));
-  return out;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
     const AgentConfig& config) {
   LABTRACE_RETURN_IF_ERROR(ValidateAgentConfig(config));
@@ -60,9 +51,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   sopts.data_dir = config.data_dir;
   sopts.default_chunk_bytes = config.default_chunk_bytes;
   sopts.limits.set_max_sessions(config.max_sessions);
-  *sopts.limits.mutable_max_duration() = ToProto(config.max_duration);
-  *sopts.limits.mutable_start_timeout() = ToProto(config.wpr.start_timeout);
-  *sopts.limits.mutable_stop_timeout() = ToProto(config.wpr.stop_timeout);
+  *sopts.limits.mutable_max_duration() = ToProtoDuration(config.max_duration);
+  *sopts.limits.mutable_start_timeout() =
+      ToProtoDuration(config.wpr.start_timeout);
+  *sopts.limits.mutable_stop_timeout() =
+      ToProtoDuration(config.wpr.stop_timeout);
   sopts.started_at = absl::Now();
   server->runner_ = std::make_unique<CommandRunner>(config.exec, mopts.hostname,
                                                     server->manager_.get(),
@@ -80,6 +73,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   // Sync-server pollers wake this often; shutdown waits for them.
   builder.SetSyncServerOption(
       grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 200);
+  // Without this, gRPC sets SO_REUSEPORT and a second agent on the same port
+  // would start "fine" and share the traffic with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
@@ -98,7 +94,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
 void AgentServer::Wait() { server_->Wait(); }
 
 void AgentServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+  if (shut_down_ || server_ == nullptr) return;  // Never started listening.
   shut_down_ = true;
   spdlog::debug("shutdown: stopping the gRPC server");
   server_->Shutdown(std::chrono::system_clock::now() +

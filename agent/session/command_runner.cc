@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
 #include "common/names.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 #include "spdlog/spdlog.h"
@@ -15,14 +16,6 @@ namespace labtrace::agent {
 namespace {
 
 constexpr std::size_t kTailBytes = 4096;
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const std::int64_t ns = absl::ToUnixNanos(t);
-  ts.set_seconds(ns / 1000000000);
-  ts.set_nanos(static_cast<std::int32_t>(ns % 1000000000));
-  return ts;
-}
 
 }  // namespace
 
@@ -171,8 +164,8 @@ absl::StatusOr<v1::RunCommandResponse> CommandRunner::Run(
       // and log share a stamp: unit_tests_<stamp>.etl / unit_tests_<stamp>.log.
       *meta.mutable_start_time() = resp.session().has_start_time()
                                        ? resp.session().start_time()
-                                       : ToTimestamp(started);
-      *meta.mutable_stop_time() = ToTimestamp(ended);
+                                       : ToProtoTimestamp(started);
+      *meta.mutable_stop_time() = ToProtoTimestamp(ended);
       absl::StatusOr<v1::Artifact> log =
           store_->Add(file, ".log", std::move(meta));
       if (log.ok()) {

@@ -7,6 +7,7 @@
 #include "common/file_util.h"
 #include "common/host_info.h"
 #include "common/names.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "common/time_util.h"
 #include "common/trace_summary.h"
@@ -17,30 +18,6 @@
 
 namespace labtrace::agent {
 namespace {
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const std::int64_t ns = absl::ToUnixNanos(t);
-  ts.set_seconds(ns / 1000000000);
-  ts.set_nanos(static_cast<std::int32_t>(ns % 1000000000));
-  return ts;
-}
-
-google::protobuf::Duration ToProtoDuration(absl::Duration d) {
-  google::protobuf::Duration out;
-  const std::int64_t ns = absl::ToInt64Nanoseconds(d);
-  out.set_seconds(ns / 1000000000);
-  out.set_nanos(static_cast<std::int32_t>(ns % 1000000000));
-  return out;
-}
-
-absl::Duration FromProtoDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
 
 const char* ModeName(v1::TraceMode mode) {
   return mode == v1::TRACE_MODE_MEMORY ? "memory" : "file";
@@ -169,9 +146,9 @@ v1::TraceSession SessionManager::ToProtoLocked(const Session& s,
   for (const auto& [k, v] : s.labels) (*p.mutable_labels())[k] = v;
   p.set_state(ToProto(s.state));
   p.set_failure_reason(s.failure_reason);
-  *p.mutable_start_time() = ToTimestamp(s.start_time);
+  *p.mutable_start_time() = ToProtoTimestamp(s.start_time);
   const bool final_state = IsFinal(s.state);
-  if (final_state) *p.mutable_end_time() = ToTimestamp(s.end_time);
+  if (final_state) *p.mutable_end_time() = ToProtoTimestamp(s.end_time);
   const absl::Time until = final_state ? s.end_time : options_.clock();
   *p.mutable_elapsed() =
       ToProtoDuration(std::max(until - s.start_time, absl::ZeroDuration()));
@@ -206,7 +183,7 @@ absl::Status SessionManager::Recover() {
       s->run_id = old.run_id();
       s->phase = old.phase();
       for (const auto& [k, v] : old.labels()) s->labels[k] = v;
-      s->start_time = FromTimestamp(old.start_time());
+      s->start_time = FromProtoTimestamp(old.start_time());
       s->max_duration = FromProtoDuration(old.max_duration());
       s->state = SessionState::kFailed;
       s->end_time = options_.clock();
@@ -475,8 +452,8 @@ absl::StatusOr<v1::StopTraceResponse> SessionManager::StopInternal(
     meta.set_backend(std::string(session->backend->name()));
     meta.set_mode(session->mode);
     meta.set_host(options_.hostname);
-    *meta.mutable_start_time() = ToTimestamp(session->start_time);
-    *meta.mutable_stop_time() = ToTimestamp(options_.clock());
+    *meta.mutable_start_time() = ToProtoTimestamp(session->start_time);
+    *meta.mutable_stop_time() = ToProtoTimestamp(options_.clock());
     meta.set_auto_stopped(auto_stop);
     // Whether the file is sound, computed once, here (outside the lock).
     absl::StatusOr<std::optional<v1::TraceSummary>> summary =

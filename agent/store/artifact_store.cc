@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/names.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "common/time_util.h"
 #include "google/protobuf/util/json_util.h"
@@ -16,10 +17,6 @@ namespace labtrace::agent {
 namespace {
 
 constexpr absl::string_view kMetaSuffix = ".meta.json";
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
 
 absl::Status UnknownArtifact(const std::string& id) {
   return absl::NotFoundError(
@@ -132,8 +129,9 @@ absl::StatusOr<v1::Artifact> ArtifactStore::Add(
     v1::Artifact meta) {
   LABTRACE_ASSIGN_OR_RETURN(std::uint64_t size, FileSize(file));
   LABTRACE_ASSIGN_OR_RETURN(std::string sha256, Sha256File(file));
-  const std::string base = absl::StrCat(
-      meta.session_name(), "_", FileStamp(FromTimestamp(meta.start_time())));
+  const std::string base =
+      absl::StrCat(meta.session_name(), "_",
+                   FileStamp(FromProtoTimestamp(meta.start_time())));
   std::string id;
   {
     absl::MutexLock lock(&mu_);

@@ -10,20 +10,15 @@
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "common/yaml_util.h"
 #include "yaml-cpp/yaml.h"
 
 namespace labtrace::controller {
 namespace {
 
-std::string Where(const std::string& source, const YAML::Node& node) {
-  const YAML::Mark m = node.Mark();
-  return m.line < 0 ? source : absl::StrCat(source, ":", m.line + 1);
-}
-
 absl::Status Bad(const std::string& source, const YAML::Node& node,
                  absl::string_view msg) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(Where(source, node), ": ", msg));
+  return YamlError(source, node, msg);
 }
 
 bool ValidHostPart(absl::string_view h) {
@@ -76,13 +71,9 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
                                          const std::string& source) {
   Inventory inv;
   inv.source = source;
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
-  }
+  absl::StatusOr<YAML::Node> parsed = ParseYaml(yaml, source);
+  if (!parsed.ok()) return parsed.status();
+  const YAML::Node& root = *parsed;
   try {
     if (!root.IsMap())
       return Bad(source, root, "an inventory is a mapping with `hosts:`");

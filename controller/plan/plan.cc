@@ -7,6 +7,7 @@
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "common/yaml_util.h"
 #include "yaml-cpp/yaml.h"
 
 namespace labtrace::controller {
@@ -14,10 +15,7 @@ namespace {
 
 absl::Status Bad(const std::string& source, const YAML::Node& node,
                  absl::string_view msg) {
-  const YAML::Mark m = node.Mark();
-  return absl::InvalidArgumentError(
-      m.line < 0 ? absl::StrCat(source, ": ", msg)
-                 : absl::StrCat(source, ":", m.line + 1, ": ", msg));
+  return YamlError(source, node, msg);
 }
 
 const std::set<std::string> kStepKeys = {"name",         "command",  "run_on",
@@ -88,13 +86,9 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
                                const std::string& source) {
   Plan plan;
   plan.source = source;
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
-  }
+  absl::StatusOr<YAML::Node> parsed = ParseYaml(yaml, source);
+  if (!parsed.ok()) return parsed.status();
+  const YAML::Node& root = *parsed;
   try {
     if (!root.IsMap())
       return Bad(source, root,

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
+#include "common/proto_time.h"
 #include "common/subprocess.h"
 #include "common/time_util.h"
 #include "common/trace_summary.h"
@@ -18,18 +19,6 @@
 
 namespace labtrace::controller {
 namespace {
-
-google::protobuf::Duration ToProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  out.set_seconds(absl::ToInt64Seconds(d));
-  out.set_nanos(static_cast<std::int32_t>(
-      absl::ToInt64Nanoseconds(d - absl::Seconds(absl::ToInt64Seconds(d)))));
-  return out;
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 std::string Oneline(std::string s) {
   for (char& c : s) {
@@ -68,7 +57,8 @@ v1::StartTraceRequest PlanRunner::TraceRequest(const PlanStep& step) const {
   (*req.mutable_labels())["plan"] = plan_.run;
   // The trace outlives the command by at most its stop; the agent's own max
   // duration still applies.
-  *req.mutable_max_duration() = ToProto(step.timeout + step.stop_timeout);
+  *req.mutable_max_duration() =
+      ToProtoDuration(step.timeout + step.stop_timeout);
   return req;
 }
 
@@ -196,7 +186,7 @@ void PlanRunner::RunStepOnAgents(const PlanStep& step,
   req.mutable_trace()->set_run_id(result_.run_id);
   req.mutable_trace()->set_phase(step.phase);
   for (const std::string& a : step.command) req.add_argv(a);
-  *req.mutable_timeout() = ToProto(step.timeout);
+  *req.mutable_timeout() = ToProtoDuration(step.timeout);
   req.set_strict(step.strict);
   FanOutOptions fo;
   fo.parallel = options_.parallel;
@@ -218,7 +208,7 @@ void PlanRunner::RunStepOnAgents(const PlanStep& step,
       const v1::RunCommandResponse& resp = r.value;
       h.exit_code = resp.exit_code();
       h.timed_out = resp.timed_out();
-      h.duration = FromProto(resp.duration());
+      h.duration = FromProtoDuration(resp.duration());
       h.trace_error = resp.trace_error();
       h.output_tail = resp.output_tail();
       if (!resp.trace_artifact().id().empty())

@@ -24,17 +24,6 @@ BackendStartRequest Request(const std::string& name, v1::TraceMode mode,
   return r;
 }
 
-// Why perf cannot record here, or empty if it can.
-std::string PerfUnavailableReason() {
-  if (subprocess::FindProgram("perf").empty()) return "perf is not installed";
-  subprocess::Options o;
-  o.argv = {"perf", "record", "-a", "-o", "/dev/null", "--", "true"};
-  o.timeout = std::chrono::seconds(30);
-  subprocess::Result r = subprocess::Run(o);
-  if (!r.ok()) return "perf record -a does not work here: " + r.output;
-  return "";
-}
-
 TEST(PerfBackendTest, RecordArgv) {
   PerfConfig c;
   c.memory_mode_pages = 256;
@@ -62,7 +51,7 @@ TEST(PerfBackendTest, MissingPerf) {
 }
 
 TEST(PerfBackendTest, RealRecordingFileAndMemoryMode) {
-  if (std::string why = PerfUnavailableReason(); !why.empty())
+  if (std::string why = testing::PerfUnavailableReason(); !why.empty())
     GTEST_SKIP() << why;
   PerfBackend b(PerfConfig{});
   testing::TempDir dir;
@@ -88,7 +77,7 @@ TEST(PerfBackendTest, RealRecordingFileAndMemoryMode) {
 }
 
 TEST(PerfBackendTest, BadEventFailsFastWithPerfsWords) {
-  if (std::string why = PerfUnavailableReason(); !why.empty())
+  if (std::string why = testing::PerfUnavailableReason(); !why.empty())
     GTEST_SKIP() << why;
   PerfBackend b(PerfConfig{});
   testing::TempDir dir;
@@ -102,7 +91,7 @@ TEST(PerfBackendTest, BadEventFailsFastWithPerfsWords) {
 }
 
 TEST(PerfBackendTest, CancelRemovesTheFileAndOrphanCleanupKillsPerf) {
-  if (std::string why = PerfUnavailableReason(); !why.empty())
+  if (std::string why = testing::PerfUnavailableReason(); !why.empty())
     GTEST_SKIP() << why;
   PerfBackend b(PerfConfig{});
   testing::TempDir dir;

@@ -13,20 +13,10 @@ namespace {
 using testing::Ctx;
 using ::testing::HasSubstr;
 
-std::string PerfUnavailableReason() {
-  if (subprocess::FindProgram("perf").empty()) return "perf is not installed";
-  subprocess::Options o;
-  o.argv = {"perf", "record", "-a", "-o", "/dev/null", "--", "true"};
-  o.timeout = std::chrono::seconds(30);
-  subprocess::Result r = subprocess::Run(o);
-  if (!r.ok()) return "perf record -a cannot record here: " + r.output;
-  return "";
-}
-
 class AgentPerfTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::string why = PerfUnavailableReason(); !why.empty())
+    if (std::string why = testing::PerfUnavailableReason(); !why.empty())
       GTEST_SKIP() << why;
     agent_ = std::make_unique<testing::AgentProcess>(
         testing::AgentProcess::Options{dir_.path() / "data", "", {}, {}});

@@ -487,3 +487,37 @@ TEST_F(AgentExecTest, AllowListedProgramRunsUnderItsTrace) {
 
 }  // namespace
 }  // namespace labtrace
+
+namespace labtrace {
+namespace {
+
+TEST(AgentStartupTest, PortInUseIsACleanError) {
+  testing::TempDir dir;
+  testing::AgentProcess first({dir.path() / "a", "", {}, {}});
+  std::string error;
+  ASSERT_TRUE(first.Start(&error)) << error;
+  subprocess::Options o;
+  o.argv = {testing::AgentBinary(), "--listen", first.address(), "--data-dir",
+            (dir.path() / "b").string()};
+  o.timeout = std::chrono::seconds(30);
+  subprocess::Result r = subprocess::Run(o);
+  EXPECT_EQ(r.outcome, subprocess::Outcome::kExited) << r.Describe();
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output,
+              ::testing::HasSubstr("cannot listen on " + first.address()));
+}
+
+TEST(AgentStartupTest, BadFlagsAndHelp) {
+  subprocess::Options o;
+  o.argv = {testing::AgentBinary(), "--max-sessions", "0"};
+  subprocess::Result r = subprocess::Run(o);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, ::testing::HasSubstr("--max-sessions"));
+  o.argv = {testing::AgentBinary(), "--help"};
+  r = subprocess::Run(o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.output, ::testing::HasSubstr("Usage: labtrace-agent"));
+}
+
+}  // namespace
+}  // namespace labtrace

@@ -2,7 +2,10 @@
 // agents (fake wpr backend, /bin/sh allowed), one address where nothing
 // listens, and one agent frozen with SIGSTOP.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <fstream>
 #include <thread>
@@ -35,14 +38,22 @@ std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
-// A port on which nothing listens (bound, then closed).
-int ClosedPort() {
-  subprocess::Options o;
-  o.argv = {"/usr/bin/python3", "-c",
-            "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); "
-            "print(s.getsockname()[1]); s.close()"};
-  subprocess::Result r = subprocess::Run(o);
-  return r.ok() ? std::stoi(r.output) : 1;
+// A port on which nothing listens: bound but never listen()ed, so
+// connections are refused, and held (the fd stays open for the whole test
+// process) so no other process can take it meanwhile.
+int RefusingPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ADD_FAILURE() << "cannot reserve a port";
+    return 1;
+  }
+  return ntohs(addr.sin_port);
 }
 
 struct CliResult {
@@ -90,7 +101,8 @@ class FleetTest : public ::testing::Test {
     }
     ::kill(static_cast<pid_t>(agents_[kLive]->pid()), SIGSTOP);
     inventory += "  - {name: gone, address: \"127.0.0.1:" +
-                 std::to_string(ClosedPort()) + "\", labels: {state: gone}}\n";
+                 std::to_string(RefusingPort()) +
+                 "\", labels: {state: gone}}\n";
     inventory_ = dir_->path() / "inventory.yaml";
     testing::WriteTextFile(inventory_, inventory);
   }

@@ -60,6 +60,16 @@ std::string ControllerBinary() {
 #endif
 }
 
+std::string PerfUnavailableReason() {
+  if (subprocess::FindProgram("perf").empty()) return "perf is not installed";
+  subprocess::Options o;
+  o.argv = {"perf", "record", "-a", "-o", "/dev/null", "--", "true"};
+  o.timeout = std::chrono::seconds(30);
+  subprocess::Result r = subprocess::Run(o);
+  if (!r.ok()) return "perf record -a cannot record here: " + r.output;
+  return "";
+}
+
 void WriteTextFile(const std::filesystem::path& path,
                    const std::string& contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -49,6 +49,9 @@ std::string AgentBinary();
 std::string FakeWprBinary();
 std::string ControllerBinary();
 
+// Why `perf record -a` cannot record on this machine, or "" if it can.
+std::string PerfUnavailableReason();
+
 // Writes `contents` to `path` (test setup; aborts the test on failure).
 void WriteTextFile(const std::filesystem::path& path,
                    const std::string& contents);
