@@ -308,10 +308,26 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
   return absl::OkStatus();
 }
 
+bool IsLoopbackListenAddress(const std::string& listen) {
+  const std::size_t colon = listen.rfind(':');
+  const std::string host =
+      colon == std::string::npos ? listen : listen.substr(0, colon);
+  return absl::StartsWith(host, "127.") || host == "localhost" ||
+         host == "[::1]";
+}
+
 absl::Status ValidateAgentConfig(const AgentConfig& config) {
   if (config.listen.empty() || config.listen.find(':') == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         "listen address \"", config.listen, "\" must be HOST:PORT"));
+  }
+  if (!IsLoopbackListenAddress(config.listen) && !config.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", config.listen,
+        ": it is not a loopback address, and this agent has no TLS or "
+        "tokens, so anyone who can reach it could start traces and run "
+        "allowed commands. Listen on 127.0.0.1 (and tunnel), or pass "
+        "--insecure on a network you trust"));
   }
   if (config.data_dir.empty()) {
     return absl::InvalidArgumentError("data_dir is empty");
@@ -369,6 +385,10 @@ Flags (override the config file):
   --exec-allow PROGRAM   Let clients run PROGRAM under a trace (RunCommand).
                          Repeatable; adds to exec.allow and enables exec.
   --log-level LEVEL      trace, debug, info, warn, error, off. Default info.
+  --insecure             Allow a non-loopback --listen address. The agent has
+                         no TLS or authentication yet: anyone who reaches the
+                         port can start traces, fetch files and run allowed
+                         commands. Without it such addresses are refused.
   --version              Print the version and exit.
   --help                 Print this help and exit.
 
@@ -406,6 +426,10 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
     if (arg == "--help" || arg == "-h") {
       out.print_and_exit = AgentUsage();
       return out;
+    }
+    if (arg == "--insecure") {
+      c.insecure = true;
+      continue;
     }
     if (arg == "--version") {
       out.print_and_exit =

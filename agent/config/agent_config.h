@@ -72,6 +72,10 @@ struct AgentConfig {
   int max_threads = 32;  // gRPC handler threads.
   std::uint32_t default_chunk_bytes = 1 << 20;
   std::string log_level = "info";
+  // Allow listening on a non-loopback address without authentication. The
+  // agent starts traces and (if enabled) runs commands: without TLS and
+  // tokens (not built yet) anyone who can reach the port can do that.
+  bool insecure = false;
   WprConfig wpr;
   PerfConfig perf;
   ExecConfig exec;
@@ -93,7 +97,11 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
                                   const std::string& source,
                                   AgentConfig* config);
 
-// Checks values (ranges, profile names and backends, duplicate profiles).
+// True for 127.0.0.0/8, localhost and [::1] listen addresses.
+bool IsLoopbackListenAddress(const std::string& listen);
+
+// Checks values (ranges, profile names and backends, duplicate profiles,
+// a non-loopback listen address without --insecure).
 absl::Status ValidateAgentConfig(const AgentConfig& config);
 
 // Result of parsing the command line: either a config to run with, or text

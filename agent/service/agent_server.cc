@@ -85,6 +85,13 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         absl::StrCat("cannot listen on ", config.listen,
                      " (address in use, or not an address of this machine?)"));
   }
+  if (!IsLoopbackListenAddress(config.listen)) {
+    spdlog::warn(
+        "INSECURE: listening on {} without TLS or authentication "
+        "(--insecure): anyone who can reach this port can start traces, "
+        "fetch files and run allowed commands",
+        config.listen);
+  }
   spdlog::info("labtrace-agent {} listening on {} (port {}), data dir {}",
                LABTRACE_VERSION, config.listen, server->port_,
                config.data_dir.string());

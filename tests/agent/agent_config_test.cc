@@ -113,6 +113,19 @@ TEST(AgentConfigTest, ExampleConfigInDeployParses) {
   EXPECT_EQ(c->config.wpr.stop_timeout, absl::Seconds(600));
 }
 
+TEST(AgentConfigTest, NonLoopbackListenNeedsInsecure) {
+  EXPECT_TRUE(IsLoopbackListenAddress("127.0.0.1:7411"));
+  EXPECT_TRUE(IsLoopbackListenAddress("127.1.2.3:0"));
+  EXPECT_TRUE(IsLoopbackListenAddress("localhost:7411"));
+  EXPECT_TRUE(IsLoopbackListenAddress("[::1]:7411"));
+  EXPECT_FALSE(IsLoopbackListenAddress("0.0.0.0:7411"));
+  EXPECT_FALSE(IsLoopbackListenAddress("[::]:7411"));
+  EXPECT_FALSE(IsLoopbackListenAddress("10.0.0.5:7411"));
+  auto refused = Parse({"--listen", "0.0.0.0:7411"});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Parse({"--listen", "0.0.0.0:7411", "--insecure"}).ok());
+}
+
 TEST(AgentConfigTest, BadFlags) {
   EXPECT_FALSE(Parse({"--max-sessions", "0"}).ok());
   EXPECT_FALSE(Parse({"--max-sessions", "abc"}).ok());

@@ -507,6 +507,24 @@ TEST(AgentStartupTest, PortInUseIsACleanError) {
               ::testing::HasSubstr("cannot listen on " + first.address()));
 }
 
+TEST(AgentStartupTest, NonLoopbackNeedsInsecure) {
+  testing::TempDir dir;
+  subprocess::Options o;
+  o.argv = {testing::AgentBinary(), "--listen", "0.0.0.0:0", "--data-dir",
+            (dir.path() / "d").string()};
+  o.timeout = std::chrono::seconds(30);
+  subprocess::Result r = subprocess::Run(o);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output,
+              ::testing::HasSubstr("refusing to listen on 0.0.0.0:0"));
+  // With --insecure it starts, and says so loudly.
+  testing::AgentProcess agent(
+      {dir.path() / "a", "", {"--listen", "0.0.0.0:0", "--insecure"}, {}});
+  std::string error;
+  ASSERT_TRUE(agent.Start(&error)) << error;
+  EXPECT_THAT(agent.output(), ::testing::HasSubstr("INSECURE"));
+}
+
 TEST(AgentStartupTest, BadFlagsAndHelp) {
   subprocess::Options o;
   o.argv = {testing::AgentBinary(), "--max-sessions", "0"};
