@@ -70,9 +70,6 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   grpc::ResourceQuota quota("labtrace-agent");
   quota.SetMaxThreads(config.max_threads);
   builder.SetResourceQuota(quota);
-  // Sync-server pollers wake this often; shutdown waits for them.
-  builder.SetSyncServerOption(
-      grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 200);
   // Without this, gRPC sets SO_REUSEPORT and a second agent on the same port
   // would start "fine" and share the traffic with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -354,6 +354,9 @@ EtlSummary SummarizeEtl(ByteSource& source) {
   unsigned char hdr[kBufferHeaderSize];
   std::uint64_t pos = 0;
   std::uint32_t unreadable_buffers = 0;
+  // LZ77 can expand a few bytes into gigabytes: bound the total work so a
+  // hostile file cannot make us spin. Real files expand about 2-10x.
+  std::uint64_t inflate_budget = 32 * s.file_size + (64u << 20);
   std::string first_unreadable;
   while (pos + kBufferHeaderSize <= s.file_size) {
     if (source.ReadAt(pos, hdr, kBufferHeaderSize) != kBufferHeaderSize) {
@@ -401,10 +404,17 @@ EtlSummary SummarizeEtl(ByteSource& source) {
         walked = false;
       } else {
         const std::size_t expect = offset - kBufferHeaderSize;
+        // A buffer never holds more than the session's buffer size.
+        const std::size_t limit = s.header_valid && s.buffer_size > 0
+                                      ? std::min(s.buffer_size, kMaxBuffer)
+                                      : (1u << 20);
         inflated.clear();
-        if (expect > kMaxBuffer) {
+        if (expect > limit) {
           why =
               "compressed payload claims " + std::to_string(expect) + " bytes";
+          walked = false;
+        } else if (expect > inflate_budget) {
+          why = "decompression budget exhausted";
           walked = false;
         } else if (!DecompressXpressLz77(buf.data(), buf.size(), expect,
                                          &inflated) ||
@@ -413,6 +423,7 @@ EtlSummary SummarizeEtl(ByteSource& source) {
                 " bytes";
           walked = false;
         } else {
+          inflate_budget -= expect;
           walked = CountRecords(inflated.data(), inflated.size(),
                                 &s.record_count, &why);
         }
