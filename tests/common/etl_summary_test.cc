@@ -41,6 +41,9 @@ struct Known {
   std::int64_t min_seq, max_seq;
 };
 
+// Keeps test names short in CTest (it appends the printed parameter).
+void PrintTo(const Known& k, std::ostream* os) { *os << k.file; }
+
 const std::vector<Known>& KnownAnswers() {
   static const std::vector<Known> k = {
       {"sawbuck_image_data_32_v2.etl",
