@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -179,10 +180,10 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
   const YAML::Node& root = *parsed;
   if (root.IsNull()) return absl::OkStatus();  // Empty file.
   try {
-    LABTRACE_RETURN_IF_ERROR(
-        CheckYamlKeys(source, root, "the agent config",
-                      {"listen", "data_dir", "log_level", "limits", "wpr",
-                       "perf", "exec", "profiles"}));
+    LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
+        source, root, "the agent config",
+        {"listen", "data_dir", "log_level", "limits", "wpr", "perf", "exec",
+         "profiles", "tls", "tokens", "audit_log"}));
     if (root["listen"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["listen"], &config->listen));
@@ -290,6 +291,62 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
         config->exec.max_output_bytes = static_cast<std::size_t>(v);
       }
     }
+    if (const YAML::Node t = root["tls"]) {
+      LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
+          source, t, "tls", {"cert_file", "key_file", "client_ca_file"}));
+      if (t["cert_file"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadString(source, t["cert_file"], &config->tls.cert_file));
+      }
+      if (t["key_file"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadString(source, t["key_file"], &config->tls.key_file));
+      }
+      if (t["client_ca_file"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadString(source, t["client_ca_file"],
+                                            &config->tls.client_ca_file));
+      }
+    }
+    if (const YAML::Node toks = root["tokens"]) {
+      if (!toks.IsSequence())
+        return Bad(source, toks, "`tokens` must be a list");
+      config->tokens.clear();
+      for (const auto& n : toks) {
+        LABTRACE_RETURN_IF_ERROR(
+            CheckYamlKeys(source, n, "a token", {"name", "role", "sha256"}));
+        if (!n["name"] || !n["role"] || !n["sha256"]) {
+          return Bad(source, n, "a token needs name, role and sha256");
+        }
+        TokenSpec t;
+        LABTRACE_RETURN_IF_ERROR(ReadString(source, n["name"], &t.name));
+        std::string role;
+        LABTRACE_RETURN_IF_ERROR(ReadString(source, n["role"], &role));
+        if (role == "read") {
+          t.role = Role::kRead;
+        } else if (role == "control") {
+          t.role = Role::kControl;
+        } else if (role == "admin") {
+          t.role = Role::kAdmin;
+        } else {
+          return Bad(source, n["role"], "role is read, control or admin");
+        }
+        LABTRACE_RETURN_IF_ERROR(ReadString(source, n["sha256"], &t.sha256));
+        t.sha256 = absl::AsciiStrToLower(t.sha256);
+        if (t.sha256.size() != 64 ||
+            t.sha256.find_first_not_of("0123456789abcdef") !=
+                std::string::npos) {
+          return Bad(
+              source, n["sha256"],
+              "sha256 is 64 hex digits: printf %s \"$TOKEN\" | sha256sum "
+              "(never put the token itself here)");
+        }
+        config->tokens.push_back(std::move(t));
+      }
+    }
+    if (root["audit_log"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          ReadString(source, root["audit_log"], &config->audit_log));
+    }
     if (const YAML::Node profiles = root["profiles"]) {
       if (!profiles.IsSequence()) {
         return Bad(source, profiles, "`profiles` must be a list");
@@ -321,13 +378,29 @@ absl::Status ValidateAgentConfig(const AgentConfig& config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "listen address \"", config.listen, "\" must be HOST:PORT"));
   }
-  if (!IsLoopbackListenAddress(config.listen) && !config.insecure) {
+  if (!IsLoopbackListenAddress(config.listen) && !config.insecure &&
+      !config.tls.enabled() && config.tokens.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "refusing to listen on ", config.listen,
-        ": it is not a loopback address, and this agent has no TLS or "
-        "tokens, so anyone who can reach it could start traces and run "
-        "allowed commands. Listen on 127.0.0.1 (and tunnel), or pass "
-        "--insecure on a network you trust"));
+        ": it is not a loopback address and neither TLS (tls:) nor tokens "
+        "(tokens:) are configured, so anyone who can reach it could start "
+        "traces and run allowed commands. Configure them, listen on "
+        "127.0.0.1, or pass --insecure on a network you trust"));
+  }
+  if (config.tls.cert_file.empty() != config.tls.key_file.empty()) {
+    return absl::InvalidArgumentError("tls needs both cert_file and key_file");
+  }
+  if (!config.tls.client_ca_file.empty() && !config.tls.enabled()) {
+    return absl::InvalidArgumentError(
+        "tls.client_ca_file (mutual TLS) needs cert_file and key_file too");
+  }
+  std::set<std::string> token_names;
+  for (const TokenSpec& t : config.tokens) {
+    LABTRACE_RETURN_IF_ERROR(ValidateName("token name", t.name));
+    if (!token_names.insert(t.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token \"", t.name, "\" is defined twice"));
+    }
   }
   if (config.data_dir.empty()) {
     return absl::InvalidArgumentError("data_dir is empty");
@@ -385,10 +458,10 @@ Flags (override the config file):
   --exec-allow PROGRAM   Let clients run PROGRAM under a trace (RunCommand).
                          Repeatable; adds to exec.allow and enables exec.
   --log-level LEVEL      trace, debug, info, warn, error, off. Default info.
-  --insecure             Allow a non-loopback --listen address. The agent has
-                         no TLS or authentication yet: anyone who reaches the
-                         port can start traces, fetch files and run allowed
-                         commands. Without it such addresses are refused.
+  --insecure             Allow a non-loopback --listen address without TLS or
+                         tokens: anyone who reaches the port can start traces,
+                         fetch files and run allowed commands. Without it such
+                         an address is refused unless tls: or tokens: is set.
   --version              Print the version and exit.
   --help                 Print this help and exit.
 
@@ -398,6 +471,14 @@ Config file keys (all optional):
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
            cancel_timeout (60s)
   perf:    path, stop_timeout (120s), memory_mode_pages (1024)
+  tls:     cert_file, key_file (PEM; TLS on), client_ca_file (mutual TLS:
+           clients need a certificate from this CA)
+  tokens:  list of {name, role: read|control|admin, sha256}: bearer tokens,
+           stored as sha256 only (printf %s "$TOKEN" | sha256sum). Roles
+           nest; read: info/list/get/fetch, control: start/stop/cancel,
+           admin: stop-all/delete/run commands. No tokens: no auth.
+  audit_log: file for one line per mutating call (default
+           <data_dir>/audit.log).
   exec:    enabled (false), allow: [programs], max_timeout (1h),
            max_output_bytes (16 MiB). RunCommand runs only allow-listed
            programs (exact argv[0] match), never through a shell.

@@ -53,6 +53,27 @@ struct PerfConfig {
   int memory_mode_pages = 1024;
 };
 
+// Access roles, nested: admin > control > read (see service/auth.h).
+enum class Role { kRead = 1, kControl = 2, kAdmin = 3 };
+
+// A bearer token the agent accepts: its name (for the audit log), its role
+// and the SHA-256 (lowercase hex) of the token. The token itself is never
+// stored: `printf %s "$TOKEN" | sha256sum`.
+struct TokenSpec {
+  std::string name;
+  Role role = Role::kRead;
+  std::string sha256;
+};
+
+// TLS for the gRPC listener. cert and key: PEM files. client_ca_file (PEM)
+// turns on mutual TLS: clients must present a certificate from that CA.
+struct TlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 // Agent-side commands (RunCommand): off unless enabled, allow-listed only.
 struct ExecConfig {
   bool enabled = false;
@@ -72,10 +93,14 @@ struct AgentConfig {
   int max_threads = 32;  // gRPC handler threads.
   std::uint32_t default_chunk_bytes = 1 << 20;
   std::string log_level = "info";
-  // Allow listening on a non-loopback address without authentication. The
-  // agent starts traces and (if enabled) runs commands: without TLS and
-  // tokens (not built yet) anyone who can reach the port can do that.
+  // Allow listening on a non-loopback address with neither TLS nor tokens.
+  // The agent starts traces and (if enabled) runs commands: without them
+  // anyone who can reach the port can do that.
   bool insecure = false;
+  TlsConfig tls;
+  std::vector<TokenSpec> tokens;  // Empty: no authentication.
+  // Audit log of mutating calls; empty means <data_dir>/audit.log.
+  std::string audit_log;
   WprConfig wpr;
   PerfConfig perf;
   ExecConfig exec;

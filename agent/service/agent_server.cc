@@ -19,6 +19,29 @@
 #endif
 
 namespace labtrace::agent {
+namespace {
+
+// TLS credentials from PEM files, or insecure ones when TLS is off.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const TlsConfig& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions opts;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  LABTRACE_ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(tls.cert_file));
+  LABTRACE_ASSIGN_OR_RETURN(pair.private_key, ReadFile(tls.key_file));
+  opts.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!tls.client_ca_file.empty()) {
+    LABTRACE_ASSIGN_OR_RETURN(opts.pem_root_certs,
+                              ReadFile(tls.client_ca_file));
+    // Clients without a certificate from this CA fail the handshake.
+    opts.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(opts);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
     const AgentConfig& config) {
   LABTRACE_RETURN_IF_ERROR(ValidateAgentConfig(config));
@@ -60,9 +83,15 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   server->runner_ = std::make_unique<CommandRunner>(config.exec, mopts.hostname,
                                                     server->manager_.get(),
                                                     server->store_.get());
+  server->authorizer_ = std::make_unique<Authorizer>(config.tokens);
+  server->audit_ = std::make_unique<AuditLog>(
+      config.audit_log.empty() ? config.data_dir / "audit.log"
+                               : std::filesystem::path(config.audit_log));
   server->service_ = std::make_unique<TraceAgentService>(
       sopts, server->manager_.get(), server->store_.get(),
-      server->runner_.get());
+      server->runner_.get(), server->authorizer_.get(), server->audit_.get());
+  LABTRACE_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
+                            MakeServerCredentials(config.tls));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -73,8 +102,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   // Without this, gRPC sets SO_REUSEPORT and a second agent on the same port
   // would start "fine" and share the traffic with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(config.listen, creds, &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -82,15 +110,22 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         absl::StrCat("cannot listen on ", config.listen,
                      " (address in use, or not an address of this machine?)"));
   }
-  if (!IsLoopbackListenAddress(config.listen)) {
+  if (!IsLoopbackListenAddress(config.listen) && !config.tls.enabled() &&
+      config.tokens.empty()) {
     spdlog::warn(
         "INSECURE: listening on {} without TLS or authentication "
         "(--insecure): anyone who can reach this port can start traces, "
         "fetch files and run allowed commands",
         config.listen);
   }
-  spdlog::info("labtrace-agent {} listening on {} (port {}), data dir {}",
+  spdlog::info("labtrace-agent {} listening on {} (port {}, {}{}), data dir {}",
                LABTRACE_VERSION, config.listen, server->port_,
+               config.tls.client_ca_file.empty()
+                   ? (config.tls.enabled() ? "TLS" : "plaintext")
+                   : "mutual TLS",
+               config.tokens.empty()
+                   ? ", no tokens"
+                   : absl::StrCat(", ", config.tokens.size(), " tokens"),
                config.data_dir.string());
   return server;
 }

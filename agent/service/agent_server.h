@@ -43,6 +43,8 @@ class AgentServer {
   std::unique_ptr<ArtifactStore> store_;
   std::unique_ptr<SessionManager> manager_;
   std::unique_ptr<CommandRunner> runner_;
+  std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<TraceAgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

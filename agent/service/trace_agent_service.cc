@@ -10,6 +10,7 @@
 #include "common/file_util.h"
 #include "common/host_info.h"
 #include "common/names.h"
+#include "common/proto_time.h"
 #include "spdlog/spdlog.h"
 
 namespace labtrace::agent {
@@ -26,32 +27,79 @@ grpc::Status Assign(absl::StatusOr<T> result, T* out) {
   return grpc::Status::OK;
 }
 
-std::string Peer(grpc::ServerContext* ctx) { return ctx->peer(); }
+// The verified client certificate's CN under mutual TLS, else "".
+std::string CertIdentity(const grpc::ServerContext* ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> ids = auth->GetPeerIdentity();
+  return ids.empty() ? "" : std::string(ids[0].data(), ids[0].size());
+}
 
 }  // namespace
 
 TraceAgentService::TraceAgentService(TraceAgentServiceOptions options,
                                      SessionManager* manager,
                                      ArtifactStore* store,
-                                     CommandRunner* runner)
+                                     CommandRunner* runner,
+                                     const Authorizer* authorizer,
+                                     AuditLog* audit)
     : options_(std::move(options)),
       manager_(manager),
       store_(store),
-      runner_(runner) {}
+      runner_(runner),
+      authorizer_(authorizer),
+      audit_(audit) {}
+
+grpc::Status TraceAgentService::Allow(grpc::ServerContext* ctx,
+                                      absl::string_view operation, Role needed,
+                                      Caller* caller) const {
+  std::string authorization;
+  const auto& md = ctx->client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) {
+    authorization.assign(it->second.data(), it->second.size());
+  }
+  absl::StatusOr<Caller> c = authorizer_->Authorize(
+      authorization, CertIdentity(ctx), operation, needed);
+  if (!c.ok()) {
+    spdlog::warn("{} from {} refused: {}", std::string(operation), ctx->peer(),
+                 c.status().ToString());
+    return ToGrpcStatus(c.status());
+  }
+  *caller = std::move(*c);
+  return grpc::Status::OK;
+}
+
+template <typename T>
+grpc::Status TraceAgentService::Audited(grpc::ServerContext* ctx,
+                                        const Caller& caller,
+                                        absl::string_view operation,
+                                        absl::string_view target,
+                                        absl::StatusOr<T> result, T* out) {
+  audit_->Record(caller, ctx->peer(), operation, target, result.status());
+  return Assign(std::move(result), out);
+}
+
+#define LABTRACE_ALLOW(op, role)                                 \
+  Caller caller;                                                 \
+  if (grpc::Status s = Allow(ctx, op, role, &caller); !s.ok()) { \
+    return s;                                                    \
+  }
 
 grpc::Status TraceAgentService::RunCommand(grpc::ServerContext* ctx,
                                            const v1::RunCommandRequest* req,
                                            v1::RunCommandResponse* resp) {
-  spdlog::info("RunCommand name={} argv0={} from {}",
-               QuoteForMessage(req->trace().name()),
-               QuoteForMessage(req->argv_size() > 0 ? req->argv(0) : ""),
-               Peer(ctx));
-  return Assign(runner_->Run(*req, [ctx] { return ctx->IsCancelled(); }), resp);
+  LABTRACE_ALLOW("RunCommand", Role::kAdmin);
+  return Audited(ctx, caller, "RunCommand",
+                 absl::StrCat(req->trace().name(), " ",
+                              req->argv_size() > 0 ? req->argv(0) : ""),
+                 runner_->Run(*req, [ctx] { return ctx->IsCancelled(); }),
+                 resp);
 }
 
-grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
+grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext* ctx,
                                              const v1::GetAgentInfoRequest*,
                                              v1::AgentInfo* resp) {
+  LABTRACE_ALLOW("GetAgentInfo", Role::kRead);
   resp->set_version(LABTRACE_VERSION);
   resp->set_hostname(manager_->options().hostname);
   resp->set_os(OsDescription());
@@ -65,10 +113,7 @@ grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
     resp->set_free_disk_bytes(*free);
   }
   resp->set_active_sessions(manager_->active_count());
-  const std::int64_t ns = absl::ToUnixNanos(options_.started_at);
-  resp->mutable_started_at()->set_seconds(ns / 1000000000);
-  resp->mutable_started_at()->set_nanos(
-      static_cast<std::int32_t>(ns % 1000000000));
+  *resp->mutable_started_at() = ToProtoTimestamp(options_.started_at);
   resp->set_artifact_count(store_->count());
   return grpc::Status::OK;
 }
@@ -76,37 +121,39 @@ grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext*,
 grpc::Status TraceAgentService::StartTrace(grpc::ServerContext* ctx,
                                            const v1::StartTraceRequest* req,
                                            v1::TraceSession* resp) {
-  spdlog::info("StartTrace name={} profile={} from {}",
-               QuoteForMessage(req->name()), QuoteForMessage(req->profile()),
-               Peer(ctx));
-  return Assign(manager_->Start(*req), resp);
+  LABTRACE_ALLOW("StartTrace", Role::kControl);
+  return Audited(ctx, caller, "StartTrace",
+                 absl::StrCat(req->name(), " profile=", req->profile()),
+                 manager_->Start(*req), resp);
 }
 
 grpc::Status TraceAgentService::StopTrace(grpc::ServerContext* ctx,
                                           const v1::StopTraceRequest* req,
                                           v1::StopTraceResponse* resp) {
-  spdlog::info("StopTrace name={} from {}", QuoteForMessage(req->name()),
-               Peer(ctx));
-  return Assign(manager_->Stop(req->name()), resp);
+  LABTRACE_ALLOW("StopTrace", Role::kControl);
+  return Audited(ctx, caller, "StopTrace", req->name(),
+                 manager_->Stop(req->name()), resp);
 }
 
 grpc::Status TraceAgentService::CancelTrace(grpc::ServerContext* ctx,
                                             const v1::CancelTraceRequest* req,
                                             v1::TraceSession* resp) {
-  spdlog::info("CancelTrace name={} from {}", QuoteForMessage(req->name()),
-               Peer(ctx));
-  return Assign(manager_->Cancel(req->name()), resp);
+  LABTRACE_ALLOW("CancelTrace", Role::kControl);
+  return Audited(ctx, caller, "CancelTrace", req->name(),
+                 manager_->Cancel(req->name()), resp);
 }
 
-grpc::Status TraceAgentService::GetTrace(grpc::ServerContext*,
+grpc::Status TraceAgentService::GetTrace(grpc::ServerContext* ctx,
                                          const v1::GetTraceRequest* req,
                                          v1::TraceSession* resp) {
+  LABTRACE_ALLOW("GetTrace", Role::kRead);
   return Assign(manager_->Get(req->name()), resp);
 }
 
-grpc::Status TraceAgentService::ListTraces(grpc::ServerContext*,
+grpc::Status TraceAgentService::ListTraces(grpc::ServerContext* ctx,
                                            const v1::ListTracesRequest* req,
                                            v1::ListTracesResponse* resp) {
+  LABTRACE_ALLOW("ListTraces", Role::kRead);
   for (v1::TraceSession& s : manager_->List(req->include_finished())) {
     *resp->add_sessions() = std::move(s);
   }
@@ -116,14 +163,18 @@ grpc::Status TraceAgentService::ListTraces(grpc::ServerContext*,
 grpc::Status TraceAgentService::StopAllTraces(
     grpc::ServerContext* ctx, const v1::StopAllTracesRequest* req,
     v1::StopAllTracesResponse* resp) {
-  spdlog::warn("StopAllTraces discard={} from {}", req->discard(), Peer(ctx));
-  *resp = manager_->StopAll(req->discard());
-  return grpc::Status::OK;
+  LABTRACE_ALLOW("StopAllTraces", Role::kAdmin);
+  return Audited(ctx, caller, "StopAllTraces",
+                 req->discard() ? "all (discard)" : "all",
+                 absl::StatusOr<v1::StopAllTracesResponse>(
+                     manager_->StopAll(req->discard())),
+                 resp);
 }
 
 grpc::Status TraceAgentService::ListArtifacts(
-    grpc::ServerContext*, const v1::ListArtifactsRequest* req,
+    grpc::ServerContext* ctx, const v1::ListArtifactsRequest* req,
     v1::ListArtifactsResponse* resp) {
+  LABTRACE_ALLOW("ListArtifacts", Role::kRead);
   if (!req->run_id().empty() && !IsValidName(req->run_id())) {
     return ToGrpcStatus(ValidateName("run_id", req->run_id()));
   }
@@ -136,18 +187,20 @@ grpc::Status TraceAgentService::ListArtifacts(
   return grpc::Status::OK;
 }
 
-grpc::Status TraceAgentService::GetArtifact(grpc::ServerContext*,
+grpc::Status TraceAgentService::GetArtifact(grpc::ServerContext* ctx,
                                             const v1::GetArtifactRequest* req,
                                             v1::Artifact* resp) {
+  LABTRACE_ALLOW("GetArtifact", Role::kRead);
   return Assign(store_->Get(req->artifact_id()), resp);
 }
 
 grpc::Status TraceAgentService::DeleteArtifact(
     grpc::ServerContext* ctx, const v1::DeleteArtifactRequest* req,
     v1::DeleteArtifactResponse* resp) {
-  spdlog::info("DeleteArtifact id={} from {}",
-               QuoteForMessage(req->artifact_id()), Peer(ctx));
+  LABTRACE_ALLOW("DeleteArtifact", Role::kAdmin);
   absl::StatusOr<std::uint64_t> freed = store_->Delete(req->artifact_id());
+  audit_->Record(caller, ctx->peer(), "DeleteArtifact", req->artifact_id(),
+                 freed.status());
   if (!freed.ok()) return ToGrpcStatus(freed.status());
   resp->set_freed_bytes(*freed);
   return grpc::Status::OK;
@@ -156,6 +209,7 @@ grpc::Status TraceAgentService::DeleteArtifact(
 grpc::Status TraceAgentService::FetchArtifact(
     grpc::ServerContext* ctx, const v1::FetchArtifactRequest* req,
     grpc::ServerWriter<v1::ArtifactChunk>* writer) {
+  LABTRACE_ALLOW("FetchArtifact", Role::kRead);
   absl::StatusOr<v1::Artifact> artifact = store_->Get(req->artifact_id());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   absl::StatusOr<std::filesystem::path> path =

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "agent/service/auth.h"
 #include "agent/session/command_runner.h"
 #include "agent/session/session_manager.h"
 #include "agent/store/artifact_store.h"
@@ -29,7 +30,8 @@ struct TraceAgentServiceOptions {
 class TraceAgentService final : public v1::TraceAgent::Service {
  public:
   TraceAgentService(TraceAgentServiceOptions options, SessionManager* manager,
-                    ArtifactStore* store, CommandRunner* runner);
+                    ArtifactStore* store, CommandRunner* runner,
+                    const Authorizer* authorizer, AuditLog* audit);
 
   grpc::Status GetAgentInfo(grpc::ServerContext* ctx,
                             const v1::GetAgentInfoRequest* req,
@@ -73,6 +75,18 @@ class TraceAgentService final : public v1::TraceAgent::Service {
   SessionManager* const manager_;
   ArtifactStore* const store_;
   CommandRunner* const runner_;
+  const Authorizer* const authorizer_;
+  AuditLog* const audit_;
+
+  // OK and *caller filled if the call may proceed; else the gRPC status
+  // (UNAUTHENTICATED / PERMISSION_DENIED) to return.
+  grpc::Status Allow(grpc::ServerContext* ctx, absl::string_view operation,
+                     Role needed, Caller* caller) const;
+  // Records a mutating call in the audit log, then returns its result.
+  template <typename T>
+  grpc::Status Audited(grpc::ServerContext* ctx, const Caller& caller,
+                       absl::string_view operation, absl::string_view target,
+                       absl::StatusOr<T> result, T* out);
 };
 
 }  // namespace labtrace::agent
