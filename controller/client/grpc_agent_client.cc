@@ -64,8 +64,19 @@ class GrpcAgentClient final : public AgentClient {
         GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
         static_cast<int>(absl::ToInt64Milliseconds(options_.connect_timeout)) +
             1000);
-    channel_ = grpc::CreateCustomChannel(
-        host_.address, grpc::InsecureChannelCredentials(), args);
+    std::shared_ptr<grpc::ChannelCredentials> creds =
+        grpc::InsecureChannelCredentials();
+    if (host_.tls.enabled) {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = host_.tls.ca_pem;  // Empty: the system's roots.
+      ssl.pem_cert_chain = host_.tls.cert_pem;
+      ssl.pem_private_key = host_.tls.key_pem;
+      creds = grpc::SslCredentials(ssl);
+      if (!host_.tls.server_name.empty()) {
+        args.SetSslTargetNameOverride(host_.tls.server_name);
+      }
+    }
+    channel_ = grpc::CreateCustomChannel(host_.address, creds, args);
     stub_ = v1::TraceAgent::NewStub(channel_);
   }
 
@@ -149,6 +160,9 @@ class GrpcAgentClient final : public AgentClient {
     if (absl::Status s = Connect(deadline); !s.ok()) return s;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(deadline));
+    if (!host_.token.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + host_.token);
+    }
     Registration reg(options_.canceller, &ctx);
     v1::FetchArtifactRequest req;
     req.set_artifact_id(id);
@@ -206,6 +220,9 @@ class GrpcAgentClient final : public AgentClient {
     if (absl::Status s = Connect(deadline); !s.ok()) return s;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(deadline));
+    if (!host_.token.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + host_.token);
+    }
     Registration reg(options_.canceller, &ctx);
     Resp resp;
     grpc::Status s = fn(&ctx, req, &resp);

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -67,6 +69,73 @@ absl::StatusOr<std::string> NormalizeAddress(const std::string& address,
   return absl::StrCat(host, ":", p);
 }
 
+namespace {
+
+// Security keys shared by `defaults` and each host.
+const std::set<std::string> kSecurityKeys = {"tls", "token_file", "token_env"};
+
+std::filesystem::path Resolve(const std::string& source,
+                              const std::string& file) {
+  std::filesystem::path p(file);
+  if (absl::StartsWith(file, "~/")) {
+    const char* home = std::getenv("HOME");
+    p = std::filesystem::path(home != nullptr ? home : "") / file.substr(2);
+  }
+  if (p.is_relative()) p = std::filesystem::path(source).parent_path() / p;
+  return p;
+}
+
+// Applies tls / token_file / token_env of `node` onto `h` (a host, or the
+// defaults that every host starts from).
+absl::Status ApplySecurity(const std::string& source, const YAML::Node& node,
+                           Host* h) {
+  if (const YAML::Node t = node["tls"]) {
+    LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
+        source, t, "tls", {"ca_file", "cert_file", "key_file", "server_name"}));
+    h->tls = HostTls{};
+    h->tls.enabled = true;
+    auto read = [&](const char* key, std::string* out) -> absl::Status {
+      if (!t[key]) return absl::OkStatus();
+      absl::StatusOr<std::string> pem =
+          ReadFile(Resolve(source, t[key].as<std::string>()));
+      if (!pem.ok()) return Bad(source, t[key], pem.status().message());
+      *out = *pem;
+      return absl::OkStatus();
+    };
+    LABTRACE_RETURN_IF_ERROR(read("ca_file", &h->tls.ca_pem));
+    LABTRACE_RETURN_IF_ERROR(read("cert_file", &h->tls.cert_pem));
+    LABTRACE_RETURN_IF_ERROR(read("key_file", &h->tls.key_pem));
+    if (h->tls.cert_pem.empty() != h->tls.key_pem.empty()) {
+      return Bad(source, t,
+                 "tls needs both cert_file and key_file (or neither)");
+    }
+    if (t["server_name"])
+      h->tls.server_name = t["server_name"].as<std::string>();
+  }
+  if (node["token_file"] && node["token_env"]) {
+    return Bad(source, node, "use token_file or token_env, not both");
+  }
+  if (const YAML::Node f = node["token_file"]) {
+    absl::StatusOr<std::string> tok =
+        ReadFile(Resolve(source, f.as<std::string>()));
+    if (!tok.ok()) return Bad(source, f, tok.status().message());
+    h->token = std::string(absl::StripAsciiWhitespace(*tok));
+    if (h->token.empty()) return Bad(source, f, "the token file is empty");
+  }
+  if (const YAML::Node e = node["token_env"]) {
+    const char* v = std::getenv(e.as<std::string>().c_str());
+    if (v == nullptr || *v == '\0') {
+      return Bad(source, e,
+                 absl::StrCat("environment variable ", e.as<std::string>(),
+                              " (token_env) is not set"));
+    }
+    h->token = std::string(absl::StripAsciiWhitespace(v));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
                                          const std::string& source) {
   Inventory inv;
@@ -86,6 +155,7 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
       }
     }
     int default_port = 7411;
+    Host defaults;  // Security settings every host starts from.
     if (const YAML::Node d = root["defaults"]) {
       if (!d.IsMap()) return Bad(source, d, "`defaults` must be a mapping");
       for (const auto& kv : d) {
@@ -102,13 +172,15 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
             return Bad(source, kv.second,
                        "connect_timeout must be a duration like 3s");
           }
-        } else {
+        } else if (!kSecurityKeys.count(key)) {
           return Bad(
               source, kv.first,
               absl::StrCat("unknown key \"", key,
-                           "\" in defaults; known: port, connect_timeout"));
+                           "\" in defaults; known: port, connect_timeout, "
+                           "tls, token_file, token_env"));
         }
       }
+      LABTRACE_RETURN_IF_ERROR(ApplySecurity(source, d, &defaults));
     }
     const YAML::Node hosts = root["hosts"];
     if (!hosts || !hosts.IsSequence() || hosts.size() == 0) {
@@ -122,14 +194,16 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
       }
       for (const auto& kv : h) {
         const std::string key = kv.first.as<std::string>();
-        if (key != "name" && key != "address" && key != "labels") {
+        if (key != "name" && key != "address" && key != "labels" &&
+            !kSecurityKeys.count(key)) {
           return Bad(source, kv.first,
                      absl::StrCat("unknown key \"", key,
-                                  "\" in a host; known: name, "
-                                  "address, labels"));
+                                  "\" in a host; known: name, address, labels, "
+                                  "tls, token_file, token_env"));
         }
       }
-      Host host;
+      Host host = defaults;
+      LABTRACE_RETURN_IF_ERROR(ApplySecurity(source, h, &host));
       host.name = h["name"].as<std::string>();
       if (absl::Status s = ValidateName("host name", host.name); !s.ok()) {
         return Bad(source, h["name"], s.message());

@@ -3,6 +3,14 @@
 //   defaults:
 //     port: 7411             # used when an address has no port
 //     connect_timeout: 3s
+//     tls:                   # optional; also per host
+//       ca_file: ca.pem      # trust these CAs for the agents' certificates
+//       cert_file: me.pem    # client certificate (agents with mutual TLS)
+//       key_file: me.key
+//       server_name: agent   # expected name in the agents' certificates
+//     token_file: ~/.labtrace-token   # or token_env: LABTRACE_TOKEN
+// (files relative to the inventory's folder; the token is never taken from
+// the command line)
 //   hosts:
 //     - name: vm1
 //       address: 10.0.0.11   # host or host:port ([v6]:port for IPv6)
@@ -25,10 +33,21 @@
 
 namespace labtrace::controller {
 
+// How to reach an agent securely; PEM contents, read at load.
+struct HostTls {
+  bool enabled = false;
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+  std::string server_name;
+};
+
 struct Host {
   std::string name;
   std::string address;  // host:port, normalized.
   std::map<std::string, std::string> labels;
+  HostTls tls;
+  std::string token;  // Bearer token (secret; never printed).
 };
 
 struct Inventory {

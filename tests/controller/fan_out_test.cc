@@ -8,8 +8,12 @@ namespace {
 
 std::vector<Host> MakeHosts(int n) {
   std::vector<Host> hosts;
-  for (int i = 0; i < n; ++i)
-    hosts.push_back({"h" + std::to_string(i), "127.0.0.1:1", {}});
+  for (int i = 0; i < n; ++i) {
+    Host h;
+    h.name = "h" + std::to_string(i);
+    h.address = "127.0.0.1:1";
+    hosts.push_back(h);
+  }
   return hosts;
 }
 
