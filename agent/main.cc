@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!cmd->port_file.empty()) {
-    std::ofstream(cmd->port_file + ".tmp") << (*server)->port() << "\n";
+    std::ofstream(cmd->port_file + ".tmp") << (*server)->port() << "\n"
+                                           << (*server)->rest_port() << "\n";
     std::rename((cmd->port_file + ".tmp").c_str(), cmd->port_file.c_str());
   }
   std::thread waiter([&] {

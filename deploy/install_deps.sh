@@ -4,18 +4,18 @@
 #
 # Usage: deploy/install_deps.sh [--windows-tests] [--bench]
 #   --windows-tests  also mingw-w64 and wine (Windows platform layer tests)
-#   --bench          also nginx and curl (tests/bench baselines)
+#   --bench          also nginx (tests/bench baselines)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libyaml-cpp-dev libssl-dev
   nlohmann-json3-dev
-  linux-perf)
+  linux-perf libcpp-httplib-dev curl openssl)
 for arg in "$@"; do
   case "$arg" in
     --windows-tests) packages+=(g++-mingw-w64-x86-64-posix wine wine64) ;;
-    --bench) packages+=(nginx-light curl) ;;
+    --bench) packages+=(nginx-light) ;;
     *) echo "usage: $0 [--windows-tests] [--bench]" >&2; exit 2 ;;
   esac
 done

@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$root/build/agent/labtrace-agent" --listen 127.0.0.1:0 --port-file "$work/port" \
+"$root/build/agent/labtrace-agent" --listen 127.0.0.1:0 --rest-listen 127.0.0.1:0 --port-file "$work/port" \
   --data-dir "$work/agent-data" --exec-allow /bin/sh --log-level warn &
 agent_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
@@ -34,10 +34,10 @@ for _ in $(seq 1 100); do [[ -s "$work/port" ]] && break; sleep 0.1; done
 cat >"$work/inventory.yaml" <<INV
 hosts:
   - name: local
-    address: 127.0.0.1:$(cat "$work/port")
+    address: 127.0.0.1:$(head -n1 "$work/port")
 INV
 
-echo "== agent on 127.0.0.1:$(cat "$work/port")"
+echo "== agent on 127.0.0.1:$(head -n1 "$work/port")"
 "$root/build/controller/labtrace" info --inventory "$work/inventory.yaml"
 echo "== lab run"
 status=0

@@ -183,7 +183,7 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
     LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
         source, root, "the agent config",
         {"listen", "data_dir", "log_level", "limits", "wpr", "perf", "exec",
-         "profiles", "tls", "tokens", "audit_log"}));
+         "profiles", "tls", "tokens", "audit_log", "rest_listen"}));
     if (root["listen"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["listen"], &config->listen));
@@ -343,6 +343,10 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
         config->tokens.push_back(std::move(t));
       }
     }
+    if (root["rest_listen"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          ReadString(source, root["rest_listen"], &config->rest_listen));
+    }
     if (root["audit_log"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["audit_log"], &config->audit_log));
@@ -378,10 +382,14 @@ absl::Status ValidateAgentConfig(const AgentConfig& config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "listen address \"", config.listen, "\" must be HOST:PORT"));
   }
-  if (!IsLoopbackListenAddress(config.listen) && !config.insecure &&
-      !config.tls.enabled() && config.tokens.empty()) {
+  const bool rest_exposed = config.rest_listen != "off" &&
+                            !IsLoopbackListenAddress(config.rest_listen);
+  if ((!IsLoopbackListenAddress(config.listen) || rest_exposed) &&
+      !config.insecure && !config.tls.enabled() && config.tokens.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to listen on ", config.listen,
+        "refusing to listen on ",
+        IsLoopbackListenAddress(config.listen) ? config.rest_listen
+                                               : config.listen,
         ": it is not a loopback address and neither TLS (tls:) nor tokens "
         "(tokens:) are configured, so anyone who can reach it could start "
         "traces and run allowed commands. Configure them, listen on "
@@ -447,7 +455,10 @@ Flags (override the config file):
   --config FILE          YAML config (see deploy/agent.example.yaml).
   --listen HOST:PORT     gRPC listen address. Default 127.0.0.1:7411.
                          Port 0 picks a free port; see --port-file.
-  --port-file FILE       Write the bound port to FILE once listening.
+  --rest-listen HOST:PORT REST/JSON mirror address. Default 127.0.0.1:7412;
+                         "off" disables it. Port 0 picks a free port.
+  --port-file FILE       Once listening, write the gRPC port (line 1) and the
+                         REST port (line 2; 0 when off) to FILE.
   --data-dir DIR         Artifacts, journal, temp files. Default
                          /var/lib/labtrace (Linux), %ProgramData%\labtrace.
   --max-sessions N       Concurrent active sessions (1..64). Default 8.
@@ -466,7 +477,7 @@ Flags (override the config file):
   --help                 Print this help and exit.
 
 Config file keys (all optional):
-  listen, data_dir, log_level
+  listen, rest_listen, data_dir, log_level
   limits:  max_sessions, max_duration, max_threads, chunk_bytes
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
            cancel_timeout (60s)
@@ -500,8 +511,9 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
   std::vector<std::pair<std::string, std::string>> flags;
   std::string config_path;
   static const std::set<std::string> kValueFlags = {
-      "config",   "listen",    "data-dir",  "max-sessions", "max-duration",
-      "wpr-path", "perf-path", "log-level", "port-file",    "exec-allow"};
+      "config",       "listen",     "data-dir",   "max-sessions",
+      "max-duration", "wpr-path",   "perf-path",  "log-level",
+      "port-file",    "exec-allow", "rest-listen"};
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -580,6 +592,8 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
       c.log_level = value;
     } else if (name == "port-file") {
       out.port_file = value;
+    } else if (name == "rest-listen") {
+      c.rest_listen = value;
     } else if (name == "exec-allow") {
       c.exec.enabled = true;
       c.exec.allow.push_back(value);

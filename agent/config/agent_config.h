@@ -87,6 +87,8 @@ struct ExecConfig {
 
 struct AgentConfig {
   std::string listen = "127.0.0.1:7411";
+  // REST/JSON mirror; "off" disables it.
+  std::string rest_listen = "127.0.0.1:7412";
   std::filesystem::path data_dir;  // Default: see DefaultDataDir().
   int max_sessions = 8;
   absl::Duration max_duration = absl::Hours(4);

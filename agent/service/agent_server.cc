@@ -65,6 +65,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   mopts.max_duration = config.max_duration;
   mopts.hostname = HostName();
   mopts.journal_path = config.data_dir / "journal.json";
+  server->metrics_ = std::make_unique<Metrics>();
+  Metrics* metrics = server->metrics_.get();
+  mopts.on_session_event = [metrics](const std::string& backend,
+                                     const std::string& event) {
+    metrics->SessionEvent(backend, event);
+  };
   server->manager_ = std::make_unique<SessionManager>(
       mopts, config.profiles, std::move(backends), server->store_.get());
   LABTRACE_RETURN_IF_ERROR(server->manager_->Recover());
@@ -118,6 +124,21 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         "fetch files and run allowed commands",
         config.listen);
   }
+  if (config.rest_listen != "off") {
+    RestGatewayDeps deps{
+        server->manager_.get(),
+        server->store_.get(),
+        server->runner_.get(),
+        server->authorizer_.get(),
+        server->audit_.get(),
+        server->metrics_.get(),
+        [svc = server->service_.get()] { return svc->AgentInfoNow(); }};
+    LABTRACE_ASSIGN_OR_RETURN(
+        server->rest_,
+        RestGateway::Start(config.rest_listen, config.tls, std::move(deps)));
+    spdlog::info("REST mirror on {} (port {})", config.rest_listen,
+                 server->rest_->port());
+  }
   spdlog::info("labtrace-agent {} listening on {} (port {}, {}{}), data dir {}",
                LABTRACE_VERSION, config.listen, server->port_,
                config.tls.client_ca_file.empty()
@@ -136,6 +157,7 @@ void AgentServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // Never started listening.
   shut_down_ = true;
   spdlog::debug("shutdown: stopping the gRPC server");
+  if (rest_ != nullptr) rest_->Stop();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(grace));
   spdlog::debug("shutdown: gRPC server stopped");

@@ -14,6 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "agent/config/agent_config.h"
+#include "agent/service/metrics.h"
+#include "agent/service/rest_gateway.h"
 #include "agent/service/trace_agent_service.h"
 #include "agent/session/session_manager.h"
 #include "agent/store/artifact_store.h"
@@ -29,6 +31,8 @@ class AgentServer {
   ~AgentServer();
 
   int port() const { return port_; }
+  // The REST mirror's port, 0 when it is off.
+  int rest_port() const { return rest_ == nullptr ? 0 : rest_->port(); }
   SessionManager& manager() { return *manager_; }
 
   // Blocks until Shutdown() is called from another thread.
@@ -46,6 +50,8 @@ class AgentServer {
   std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<TraceAgentService> service_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<RestGateway> rest_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

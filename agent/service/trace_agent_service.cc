@@ -79,6 +79,26 @@ grpc::Status TraceAgentService::Audited(grpc::ServerContext* ctx,
   return Assign(std::move(result), out);
 }
 
+v1::AgentInfo TraceAgentService::AgentInfoNow() const {
+  v1::AgentInfo info;
+  info.set_version(LABTRACE_VERSION);
+  info.set_hostname(manager_->options().hostname);
+  info.set_os(OsDescription());
+  for (v1::BackendInfo& b : manager_->Backends())
+    *info.add_backends() = std::move(b);
+  for (v1::ProfileInfo& p : manager_->Profiles())
+    *info.add_profiles() = std::move(p);
+  *info.mutable_limits() = options_.limits;
+  if (absl::StatusOr<std::uint64_t> free = FreeBytes(options_.data_dir);
+      free.ok()) {
+    info.set_free_disk_bytes(*free);
+  }
+  info.set_active_sessions(manager_->active_count());
+  *info.mutable_started_at() = ToProtoTimestamp(options_.started_at);
+  info.set_artifact_count(store_->count());
+  return info;
+}
+
 #define LABTRACE_ALLOW(op, role)                                 \
   Caller caller;                                                 \
   if (grpc::Status s = Allow(ctx, op, role, &caller); !s.ok()) { \
@@ -100,21 +120,7 @@ grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext* ctx,
                                              const v1::GetAgentInfoRequest*,
                                              v1::AgentInfo* resp) {
   LABTRACE_ALLOW("GetAgentInfo", Role::kRead);
-  resp->set_version(LABTRACE_VERSION);
-  resp->set_hostname(manager_->options().hostname);
-  resp->set_os(OsDescription());
-  for (v1::BackendInfo& b : manager_->Backends())
-    *resp->add_backends() = std::move(b);
-  for (v1::ProfileInfo& p : manager_->Profiles())
-    *resp->add_profiles() = std::move(p);
-  *resp->mutable_limits() = options_.limits;
-  if (absl::StatusOr<std::uint64_t> free = FreeBytes(options_.data_dir);
-      free.ok()) {
-    resp->set_free_disk_bytes(*free);
-  }
-  resp->set_active_sessions(manager_->active_count());
-  *resp->mutable_started_at() = ToProtoTimestamp(options_.started_at);
-  resp->set_artifact_count(store_->count());
+  *resp = AgentInfoNow();
   return grpc::Status::OK;
 }
 

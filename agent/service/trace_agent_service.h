@@ -33,6 +33,9 @@ class TraceAgentService final : public v1::TraceAgent::Service {
                     ArtifactStore* store, CommandRunner* runner,
                     const Authorizer* authorizer, AuditLog* audit);
 
+  // GetAgentInfo's answer, also served by the REST gateway.
+  v1::AgentInfo AgentInfoNow() const;
+
   grpc::Status GetAgentInfo(grpc::ServerContext* ctx,
                             const v1::GetAgentInfoRequest* req,
                             v1::AgentInfo* resp) override;

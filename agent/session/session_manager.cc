@@ -89,6 +89,28 @@ void SessionManager::TransitionLocked(Session& s, SessionState to,
                StateName(to), reason.empty() ? "" : ": ", reason);
   s.state = to;
   if (to == SessionState::kFailed) s.failure_reason = std::move(reason);
+  if (options_.on_session_event) {
+    const std::string backend =
+        s.backend != nullptr ? std::string(s.backend->name()) : s.backend_name;
+    switch (to) {
+      case SessionState::kRunning:
+        options_.on_session_event(backend, "started");
+        break;
+      case SessionState::kCompleted:
+        options_.on_session_event(backend, "completed");
+        break;
+      case SessionState::kFailed:
+        options_.on_session_event(backend, "failed");
+        break;
+      case SessionState::kCancelled:
+        options_.on_session_event(backend, "cancelled");
+        break;
+      case SessionState::kStarting:
+      case SessionState::kStopping:
+      case SessionState::kCancelling:
+        break;  // Intermediate states are not counted.
+    }
+  }
   if (IsFinal(to)) {
     s.end_time = options_.clock();
     auto it = active_.find(s.name);

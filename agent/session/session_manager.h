@@ -55,6 +55,10 @@ struct SessionManagerOptions {
   // Finished sessions remembered for GetTrace / repeated StopTrace.
   std::size_t finished_history = 256;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Called (under the manager's lock: keep it cheap) when a session of a
+  // backend is "started", "completed", "failed" or "cancelled" (metrics).
+  std::function<void(const std::string& backend, const std::string& event)>
+      on_session_event;
 };
 
 class SessionManager {

@@ -123,11 +123,11 @@ profiles:
     args: [GeneralProfile]
 EOF
 FAKE_WPR_STATE_DIR=$TMP/state FAKE_WPR_ETL_SOURCE=$TMP/source.etl \
-  "$AGENT" --config "$TMP/agent.yaml" --port-file "$TMP/port" \
+  "$AGENT" --config "$TMP/agent.yaml" --rest-listen off --port-file "$TMP/port" \
   >"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 wait_for "the agent's port file" 15 test -s "$TMP/port"
-ADDR=127.0.0.1:$(<"$TMP/port")
+ADDR=127.0.0.1:$(head -n1 "$TMP/port")
 
 timeout 30 "$FETCH_CLIENT" --address "$ADDR" --timeout 20 --info --count 5 >&2
 timeout 30 "$FETCH_CLIENT" --address "$ADDR" --timeout 20 \

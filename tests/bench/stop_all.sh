@@ -47,14 +47,14 @@ limits: {max_threads: 8}
 CFG
   FAKE_WPR_STATE_DIR="$d/wpr" FAKE_WPR_ETL_SOURCE="$etl" \
     FAKE_WPR_STOP_DELAY_MS="${STOP_DELAY_MS:-0}" \
-    "$agent_bin" --config "$d/agent.yaml" --listen 127.0.0.1:0 --port-file "$d/port" \
+    "$agent_bin" --config "$d/agent.yaml" --listen 127.0.0.1:0 --rest-listen off --port-file "$d/port" \
     --data-dir "$d/data" --log-level error 2>>"$work/agents.log" &
   pids+=($!)
 done
 for i in $(seq 1 "$n"); do
   for _ in $(seq 1 200); do [[ -s "$work/a$i/port" ]] && break; sleep 0.05; done
   [[ -s "$work/a$i/port" ]] || { echo "agent $i did not start" >&2; exit 1; }
-  echo "  - {name: h$i, address: \"127.0.0.1:$(cat "$work/a$i/port")\"}" >>"$work/inventory.yaml"
+  echo "  - {name: h$i, address: \"127.0.0.1:$(head -n1 "$work/a$i/port")\"}" >>"$work/inventory.yaml"
 done
 
 start_sessions() {

@@ -98,15 +98,10 @@ bool AgentProcess::Start(std::string* error) {
       (options_.data_dir.filename().string() + ".port");
   std::filesystem::remove(port_file, ec);
   subprocess::Options o;
-  o.argv = {AgentBinary(),
-            "--listen",
-            "127.0.0.1:0",
-            "--port-file",
-            port_file.string(),
-            "--data-dir",
-            options_.data_dir.string(),
-            "--log-level",
-            "debug"};
+  o.argv = {AgentBinary(),      "--listen",    "127.0.0.1:0",
+            "--rest-listen",    "127.0.0.1:0", "--port-file",
+            port_file.string(), "--data-dir",  options_.data_dir.string(),
+            "--log-level",      "debug"};
   if (!options_.config_yaml.empty()) {
     const std::filesystem::path cfg =
         options_.data_dir.parent_path() /
@@ -124,7 +119,7 @@ bool AgentProcess::Start(std::string* error) {
   const bool up = WaitFor(
       [&] {
         std::ifstream in(port_file);
-        return (in >> port_) && port_ > 0;
+        return (in >> port_ >> rest_port_) && port_ > 0;
       },
       std::chrono::seconds(20));
   if (!up) {

@@ -81,6 +81,7 @@ class AgentProcess {
   void Crash();
 
   int port() const { return port_; }
+  int rest_port() const { return rest_port_; }  // 0 if REST is off.
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::int64_t pid() const { return process_.pid(); }
   std::string output() const { return process_.output(); }
@@ -91,6 +92,7 @@ class AgentProcess {
   Options options_;
   subprocess::Process process_;
   int port_ = 0;
+  int rest_port_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::TraceAgent::Stub> stub_;
 };
