@@ -16,6 +16,7 @@
 namespace labtrace::agent {
 namespace {
 
+// Larger JSON bodies get 413. httplib itself stops reading at 8x that.
 constexpr std::size_t kMaxBody = 1 << 20;
 
 std::string CertIdentity(const httplib::Request& req) {
@@ -145,7 +146,7 @@ absl::StatusOr<std::unique_ptr<RestGateway>> RestGateway::Start(
   } else {
     g->server_ = std::make_unique<httplib::Server>();
   }
-  g->server_->set_payload_max_length(kMaxBody);
+  g->server_->set_payload_max_length(8 * kMaxBody);
   g->server_->set_read_timeout(std::chrono::seconds(30));
   g->server_->new_task_queue = [] { return new httplib::ThreadPool(8); };
   g->Routes();
@@ -177,6 +178,15 @@ void RestGateway::Routes() {
   auto route = [this](const char* name, Role role, Body body) {
     return [this, name, role, body](const httplib::Request& req,
                                     httplib::Response& res) {
+      if (req.body.size() > kMaxBody) {
+        SendJson(res, 413,
+                 absl::StrCat("{\"code\": \"INVALID_ARGUMENT\", \"message\": "
+                              "\"request body of ",
+                              req.body.size(), " bytes; at most ", kMaxBody,
+                              " are accepted\", \"http_status\": 413}\n"));
+        deps_.metrics->Request("rest", name, "INVALID_ARGUMENT");
+        return;
+      }
       auto it = req.headers.find("Authorization");
       const std::string authz = it == req.headers.end() ? "" : it->second;
       absl::StatusOr<Caller> caller =
@@ -326,6 +336,23 @@ void RestGateway::Routes() {
               return absl::InternalError(
                   absl::StrCat("cannot open ", a->file_name()));
             res.set_header("ETag", absl::StrCat("\"", a->sha256(), "\""));
+            // A range that starts past the end: 416 with the size (RFC 9110;
+            // curl -C - on a complete file relies on it).
+            for (const auto& [first, last] : req.ranges) {
+              if (first >= 0 &&
+                  static_cast<std::uint64_t>(first) >= a->size_bytes()) {
+                res.set_header("Content-Range",
+                               absl::StrCat("bytes */", a->size_bytes()));
+                SendJson(
+                    res, 416,
+                    absl::StrCat("{\"code\": \"OUT_OF_RANGE\", \"message\": "
+                                 "\"range starts at ",
+                                 first, ", past the end of ", a->id(), " (",
+                                 a->size_bytes(),
+                                 " bytes)\", \"http_status\": 416}\n"));
+                return absl::OkStatus();
+              }
+            }
             res.set_header(
                 "Content-Disposition",
                 absl::StrCat("attachment; filename=\"", a->file_name(), "\""));
