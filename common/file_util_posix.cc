@@ -195,8 +195,9 @@ std::string HumanBytes(std::uint64_t bytes) {
     ++unit;
   }
   if (unit == 0) return absl::StrCat(bytes, " B");
-  return absl::StrFormat(v < 10 ? "%.2f %s" : (v < 100 ? "%.1f %s" : "%.0f %s"),
-                         v, kUnits[unit]);
+  if (v < 10) return absl::StrFormat("%.2f %s", v, kUnits[unit]);
+  if (v < 100) return absl::StrFormat("%.1f %s", v, kUnits[unit]);
+  return absl::StrFormat("%.0f %s", v, kUnits[unit]);
 }
 
 }  // namespace labtrace
