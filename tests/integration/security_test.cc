@@ -219,6 +219,55 @@ TEST_F(SecurityTest, MutualTlsNeedsACertificateFromTheClientCa) {
               HasSubstr("caller=\"ci-bot (cert:ci-client)\""));
 }
 
+// curl against the REST listener; returns the HTTP status (0: no answer).
+int CurlStatus(std::vector<std::string> args) {
+  subprocess::Options o;
+  o.argv = {"curl", "-s",           "-o",         "/dev/null",
+            "-w",   "%{http_code}", "--max-time", "20"};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  subprocess::Result r = subprocess::Run(o);
+  return std::atoi(r.output.c_str());
+}
+
+TEST_F(SecurityTest, RestListenerUsesTheSameTlsAndTokens) {
+  if (subprocess::FindProgram("curl").empty())
+    GTEST_SKIP() << "curl is not installed";
+  const auto& d = dir_->path();
+  const std::string tls = "tls:\n  cert_file: " + (d / "server.pem").string() +
+                          "\n  key_file: " + (d / "server.key").string() +
+                          "\n  client_ca_file: " + (d / "ca.pem").string() +
+                          "\n";
+  auto agent = StartAgent("rest_tls", tls + TokensYaml());
+  const std::string base =
+      "https://localhost:" + std::to_string(agent->rest_port());
+  const std::vector<std::string> ca = {"--cacert", (d / "ca.pem").string()};
+  const std::vector<std::string> cert = {"--cert", (d / "client.pem").string(),
+                                         "--key", (d / "client.key").string()};
+  auto with = [](std::vector<std::string> a,
+                 const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  // Mutual TLS: a client certificate from the CA is required.
+  EXPECT_EQ(CurlStatus(with(with(ca, cert), {base + "/healthz"})), 200);
+  EXPECT_EQ(CurlStatus(with(ca, {base + "/healthz"})), 0);
+  EXPECT_EQ(CurlStatus(with(with(ca, {"--cert", (d / "stranger.pem").string(),
+                                      "--key", (d / "stranger.key").string()}),
+                            {base + "/healthz"})),
+            0);
+  // Plain HTTP to the TLS port gets no answer.
+  EXPECT_EQ(CurlStatus({"http://127.0.0.1:" +
+                        std::to_string(agent->rest_port()) + "/healthz"}),
+            0);
+  // Tokens apply on top.
+  EXPECT_EQ(CurlStatus(with(with(ca, cert), {base + "/v1/info"})), 401);
+  EXPECT_EQ(
+      CurlStatus(with(with(ca, cert),
+                      {"-H", std::string("Authorization: Bearer ") + kReadToken,
+                       base + "/v1/info"})),
+      200);
+}
+
 TEST_F(SecurityTest, NonLoopbackIsAllowedWithTokens) {
   auto agent = StartAgent("any", TokensYaml(), {"--listen", "0.0.0.0:0"});
   EXPECT_EQ(Info(agent->stub(), kReadToken), grpc::StatusCode::OK);
