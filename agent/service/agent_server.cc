@@ -110,6 +110,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, creds, &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.experimental().SetInterceptorCreators(
+      MetricsInterceptors(server->metrics_.get()));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(

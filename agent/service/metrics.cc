@@ -1,6 +1,8 @@
 #include "agent/service/metrics.h"
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "labtrace/v1/agent.pb.h"
 
 namespace labtrace::agent {
 
@@ -61,6 +63,69 @@ std::string Metrics::Render(int active_sessions, int artifact_count,
     absl::StrAppend(&out, "labtrace_requests_total{", labels, "} ", v, "\n");
   }
   return out;
+}
+
+namespace {
+
+class MetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, Metrics* metrics)
+      : metrics_(metrics) {
+    // "/labtrace.v1.TraceAgent/StartTrace" -> "StartTrace".
+    const std::string method = info->method() != nullptr ? info->method() : "";
+    route_ = method.substr(method.rfind('/') + 1);
+    fetch_ = route_ == "FetchArtifact";
+  }
+
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (fetch_ && methods->QueryInterceptionHookPoint(
+                      InterceptionHookPoints::PRE_SEND_MESSAGE)) {
+      if (const void* m = methods->GetSendMessage(); m != nullptr) {
+        metrics_->BytesServed(
+            static_cast<const v1::ArtifactChunk*>(m)->data().size());
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status s = methods->GetSendStatus();
+      metrics_->Request("grpc", route_,
+                        absl::StatusCodeToString(
+                            static_cast<absl::StatusCode>(s.error_code())));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  Metrics* const metrics_;
+  std::string route_;
+  bool fetch_ = false;
+};
+
+class MetricsInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(Metrics* metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new MetricsInterceptor(info, metrics_);
+  }
+
+ private:
+  Metrics* const metrics_;
+};
+
+}  // namespace
+
+std::vector<
+    std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+MetricsInterceptors(Metrics* metrics) {
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      v;
+  v.push_back(std::make_unique<MetricsInterceptorFactory>(metrics));
+  return v;
 }
 
 }  // namespace labtrace::agent

@@ -39,3 +39,18 @@ class Metrics {
 }  // namespace labtrace::agent
 
 #endif  // LABTRACE_AGENT_SERVICE_METRICS_H_
+
+#include <memory>
+#include <vector>
+
+#include "grpcpp/support/server_interceptor.h"
+
+namespace labtrace::agent {
+
+// Counts every gRPC call by method and status, and the artifact bytes
+// FetchArtifact sends, into `metrics` (installed by AgentServer).
+std::vector<
+    std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+MetricsInterceptors(Metrics* metrics);
+
+}  // namespace labtrace::agent

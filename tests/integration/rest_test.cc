@@ -159,7 +159,18 @@ TEST_F(RestTest, TokensRolesStartStopAndResumedDownload) {
   EXPECT_EQ(Curl("DELETE", "/v1/artifacts/" + id, kAdmin).status, 200);
   EXPECT_EQ(Curl("GET", "/v1/artifacts/" + id, kRead).status, 404);
 
+  // A gRPC call is counted too.
+  v1::AgentInfo ignored;
+  EXPECT_EQ(agent_->stub()
+                .GetAgentInfo(testing::Ctx().get(), {}, &ignored)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   h = Curl("GET", "/metrics", kRead);
+  EXPECT_THAT(
+      h.body,
+      HasSubstr(
+          "labtrace_requests_total{transport=\"grpc\",route=\"GetAgentInfo\","
+          "code=\"UNAUTHENTICATED\"} 1"));
   EXPECT_EQ(h.status, 200);
   EXPECT_THAT(
       h.body,
