@@ -101,7 +101,7 @@ cpu_ticks() { # fields 14 and 15 of /proc/PID/stat, counted after "(comm)"
 
 # --- the agent -------------------------------------------------------------
 mkdir -p "$TMP/data" "$TMP/www" "$TMP/nginx"
-"$AGENT" --listen 127.0.0.1:0 --rest-listen off --data-dir "$TMP/data" --port-file "$TMP/port" \
+"$AGENT" --listen 127.0.0.1:0 --rest-listen 127.0.0.1:0 --data-dir "$TMP/data" --port-file "$TMP/port" \
   >"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 wait_for "the agent's port file" 15 test -s "$TMP/port"
