@@ -16,6 +16,7 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   cmake_args+=(-DLABTRACE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
   ctest_args+=(-LE windows)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 elif [[ -n "${1:-}" ]]; then
   echo "usage: $0 [--sanitize]" >&2

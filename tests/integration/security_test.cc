@@ -103,8 +103,11 @@ class SecurityTest : public ::testing::Test {
       ssl.pem_cert_chain = Pem(client + ".pem");
       ssl.pem_private_key = Pem(client + ".key");
     }
-    return grpc::CreateChannel("localhost:" + std::to_string(port),
-                               grpc::SslCredentials(ssl));
+    // An IP address (no DNS lookup) with the certificate's name checked.
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::SslCredentials(ssl), args);
   }
 
   static grpc::StatusCode Info(v1::TraceAgent::Stub& stub,
