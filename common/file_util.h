@@ -1,8 +1,16 @@
 // File helpers shared by agent and controller: atomic replacement of small
-// files (journal, metadata), streaming SHA-256, free space.
+// files (journal, metadata), durable renames, streaming SHA-256, free space,
+// and UTF-8 <-> path conversion.
 //
 // All functions report errors as absl::Status with the path and the OS's
-// words; none throws.
+// words; none throws. Portable: the OS-specific parts are in
+// common/file_ops.h.
+//
+// Paths and UTF-8: every string in labtrace (flags, config, messages, the
+// API) is UTF-8. On Windows a std::filesystem::path built from a std::string,
+// or turned back with .string(), goes through the ANSI code page and loses
+// (or throws on) characters outside it, so convert with PathFromUtf8 and
+// PathToUtf8 instead.
 
 #ifndef LABTRACE_COMMON_FILE_UTIL_H_
 #define LABTRACE_COMMON_FILE_UTIL_H_
@@ -17,11 +25,23 @@
 
 namespace labtrace {
 
+// A path from UTF-8 text, and back (identity on POSIX).
+std::filesystem::path PathFromUtf8(absl::string_view utf8);
+std::string PathToUtf8(const std::filesystem::path& path);
+
 // Writes `contents` to `path` so that readers see either the old file or the
-// new one, never a mix: write `path.tmp.<pid>`, fsync, rename, fsync the
-// directory.
+// new one, never a mix: write a temp file unique to this call, flush it to
+// disk, rename it over `path`, make the rename durable.
 absl::Status WriteFileAtomically(const std::filesystem::path& path,
                                  absl::string_view contents);
+
+// Flushes a finished file to disk, then renames it to `to` durably: after
+// a crash or power loss `to` is either absent or the whole file.
+absl::Status CommitFile(const std::filesystem::path& from,
+                        const std::filesystem::path& to);
+
+// Flushes a file's data to disk (fsync / FlushFileBuffers).
+absl::Status FlushFile(const std::filesystem::path& path);
 
 // Reads a whole (small) file.
 absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path);

@@ -1,3 +1,4 @@
+#include "common/file_util.h"
 #include "common/trace_summary.h"
 
 #include "absl/strings/match.h"
@@ -9,13 +10,13 @@
 namespace labtrace {
 absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
     const std::filesystem::path& path) {
-  const std::string name = path.filename().string();
+  const std::string name = PathToUtf8(path.filename());
   const bool etl = absl::EndsWithIgnoreCase(name, ".etl");
   const bool perf = absl::EndsWith(name, ".perf.data") || name == "perf.data";
   if (!etl && !perf) return std::nullopt;
-  etl::FileByteSource src(path.string());
+  etl::FileByteSource src(path);
   if (!src.ok())
-    return absl::NotFoundError(absl::StrCat("cannot open ", path.string()));
+    return absl::NotFoundError(absl::StrCat("cannot open ", PathToUtf8(path)));
   v1::TraceSummary s;
   if (etl) {
     const etl::EtlSummary e = etl::SummarizeEtl(src);

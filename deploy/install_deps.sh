@@ -3,7 +3,8 @@
 # Safe to run again: apt is only called when a package is missing.
 #
 # Usage: deploy/install_deps.sh [--windows-tests] [--bench]
-#   --windows-tests  also mingw-w64 and wine (Windows platform layer tests)
+#   --windows-tests  also mingw-w64, wine and what deploy/windows/build_deps.sh
+#                    needs to build the Windows dependency prefix
 #   --bench          also nginx (tests/bench baselines)
 set -euo pipefail
 
@@ -14,7 +15,10 @@ packages=(build-essential cmake pkg-config
   linux-perf libcpp-httplib-dev curl openssl python3-grpcio python3-grpc-tools)
 for arg in "$@"; do
   case "$arg" in
-    --windows-tests) packages+=(g++-mingw-w64-x86-64-posix wine wine64) ;;
+    --windows-tests)
+      packages+=(g++-mingw-w64-x86-64-posix wine wine64 ninja-build dpkg-dev
+        unicode-data xz-utils)
+      ;;
     --bench) packages+=(nginx-light) ;;
     *) echo "usage: $0 [--windows-tests] [--bench]" >&2; exit 2 ;;
   esac

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/file_util.h"
 #include "common/subprocess.h"
 #include "spdlog/spdlog.h"
 
@@ -75,7 +76,7 @@ class PerfSession final : public BackendSession {
     auto size = std::filesystem::file_size(out_, ec);
     if (ec || size == 0) {
       return absl::InternalError(
-          absl::StrCat("perf record stopped but ", out_.string(),
+          absl::StrCat("perf record stopped but ", PathToUtf8(out_),
                        " is missing or empty: ", Tail(r->output)));
     }
     return out_;
@@ -96,7 +97,7 @@ class PerfSession final : public BackendSession {
   }
 
   std::string RecoveryHandle() const override {
-    return absl::StrCat(process_.pid(), " ", out_.string());
+    return absl::StrCat(process_.pid(), " ", PathToUtf8(out_));
   }
 
  private:
@@ -147,7 +148,7 @@ std::vector<std::string> PerfBackend::RecordArgv(
     const BackendStartRequest& request) const {
   std::vector<std::string> argv = {
       config_.path, "record", "-a", "-o",
-      (request.work_dir / (request.session_name + ".perf.data")).string()};
+      PathToUtf8(request.work_dir / (request.session_name + ".perf.data"))};
   if (request.mode == v1::TRACE_MODE_MEMORY) {
     argv.push_back("--overwrite");
     argv.push_back("-m");

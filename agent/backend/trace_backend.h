@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -80,6 +81,12 @@ class TraceBackend {
   // behind (`handle` from RecoveryHandle). OK if nothing was running.
   virtual absl::Status CleanupOrphan(const std::string& session_name,
                                      const std::string& handle) = 0;
+
+  // After an agent restart, once the journal's sessions are handled: ends
+  // recordings of labtrace's that this backend finds still running although
+  // no journal entry named them (the journal was lost, or the agent died
+  // before writing it). Returns one line per recording ended, for the log.
+  virtual std::vector<std::string> CleanupUnjournaled() { return {}; }
 };
 
 }  // namespace labtrace::agent

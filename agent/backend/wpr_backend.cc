@@ -1,5 +1,6 @@
 #include "agent/backend/wpr_backend.h"
 
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -9,6 +10,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/etw_sessions.h"
+#include "common/file_util.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -74,7 +77,7 @@ class WprSession final : public BackendSession {
     if (!std::filesystem::is_regular_file(out, ec)) {
       return absl::InternalError(absl::StrCat(
           "wpr -stop (instance ", instance, ") reported success but wrote no ",
-          out.string(), "; output: ", OutputTail(r.output)));
+          PathToUtf8(out), "; output: ", OutputTail(r.output)));
     }
     return out;
   }
@@ -167,6 +170,11 @@ absl::Status WprResultToStatus(absl::string_view operation,
     case kWprTooManySessions:
       return absl::ResourceExhaustedError(absl::StrCat(
           msg, " (too many ETW sessions on this machine; stop some traces)"));
+    case kWprNotElevated:
+      return absl::PermissionDeniedError(absl::StrCat(
+          msg,
+          " (wpr needs administrator rights: run the agent elevated or as "
+          "the labtrace-agent service, which runs as LocalSystem)"));
     default:
       return absl::InternalError(msg);
   }
@@ -194,7 +202,7 @@ absl::Status WprBackend::CheckAvailable(std::string* detail) const {
 std::string WprBackend::ResolveProfile(const std::string& profile) const {
   absl::string_view p = profile;
   if (absl::ConsumePrefix(&p, kEmbeddedPrefix)) {
-    return (options_.embedded_profiles_dir / std::string(p)).string();
+    return PathToUtf8(options_.embedded_profiles_dir / PathFromUtf8(p));
   }
   return profile;
 }
@@ -210,7 +218,7 @@ std::vector<std::string> WprBackend::StartArgv(
     argv.push_back("-filemode");
     // Keep wpr's temp files on the data volume, in this session's work dir.
     argv.push_back("-recordtempto");
-    argv.push_back(request.work_dir.string());
+    argv.push_back(PathToUtf8(request.work_dir));
   }
   argv.push_back("-instancename");
   argv.push_back(WprInstanceName(request.session_name));
@@ -219,10 +227,12 @@ std::vector<std::string> WprBackend::StartArgv(
 
 std::vector<std::string> WprBackend::StopArgv(
     const std::string& session_name, const std::filesystem::path& out) const {
-  std::vector<std::string> argv = {options_.config.path, "-stop", out.string(),
-                                   "-instancename",
-                                   WprInstanceName(session_name)};
+  std::vector<std::string> argv = {options_.config.path, "-stop",
+                                   PathToUtf8(out)};
   if (options_.config.skip_pdb_gen) argv.push_back("-skipPdbGen");
+  // wpr's documentation: -instancename must be the last parameter.
+  argv.push_back("-instancename");
+  argv.push_back(WprInstanceName(session_name));
   return argv;
 }
 
@@ -270,6 +280,69 @@ absl::Status WprBackend::CleanupOrphan(const std::string& session_name,
       RunWpr(CancelArgv(session_name), options_.config.cancel_timeout);
   if (ParseWprHresult(r) == kWprNoProfilesRunning) return absl::OkStatus();
   return WprResultToStatus("-cancel", WprInstanceName(session_name), r);
+}
+
+std::vector<std::string> LabtraceInstancesOfEtwSession(
+    const std::string& etw_session_name) {
+  constexpr absl::string_view kWprPrefix = "WPR_initiated_";
+  absl::string_view rest = etw_session_name;
+  if (!absl::ConsumePrefix(&rest, kWprPrefix) ||
+      !absl::StartsWith(rest, "labtrace_")) {
+    return {};
+  }
+  // Collector names of WPR's built-in profiles and of labtrace.wprp.
+  for (absl::string_view collector :
+       {"_WPR System Collector", "_WPR Event Collector",
+        "_labtrace System Collector", "_labtrace Event Collector"}) {
+    if (absl::EndsWith(rest, collector)) {
+      return {std::string(rest.substr(0, rest.size() - collector.size()))};
+    }
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = rest.find('_', 9); i != absl::string_view::npos;
+       i = rest.find('_', i + 1)) {
+    out.emplace_back(rest.substr(0, i));
+  }
+  return out;
+}
+
+std::vector<std::string> WprBackend::CleanupUnjournaled() {
+  if (!options_.config.cancel_unjournaled) return {};
+  absl::StatusOr<std::vector<std::string>> sessions;
+  if (options_.list_etw_sessions) {
+    sessions = options_.list_etw_sessions();
+  } else {
+    std::vector<std::string> names;
+    std::string error;
+    if (etw::ListSessions(&names, &error)) {
+      sessions = std::move(names);
+    } else {
+      sessions = absl::UnavailableError(error);
+    }
+  }
+  if (!sessions.ok()) {
+    return {absl::StrCat("cannot list ETW sessions to find lost WPR instances: ",
+                         sessions.status().message())};
+  }
+  std::vector<std::string> lines;
+  std::set<std::string> tried;
+  for (const std::string& etw_name : *sessions) {
+    for (const std::string& instance : LabtraceInstancesOfEtwSession(etw_name)) {
+      if (!tried.insert(instance).second) continue;
+      subprocess::Result r = RunWpr(
+          {options_.config.path, "-cancel", "-instancename", instance},
+          options_.config.cancel_timeout);
+      if (r.ok()) {
+        lines.push_back(absl::StrCat("cancelled WPR instance ", instance,
+                                     " (ETW session \"", etw_name,
+                                     "\"), which no journal entry explained"));
+      } else if (ParseWprHresult(r) != kWprNoProfilesRunning) {
+        lines.push_back(
+            WprResultToStatus("-cancel", instance, r).ToString());
+      }
+    }
+  }
+  return lines;
 }
 
 }  // namespace labtrace::agent

@@ -6,8 +6,9 @@
 // instances this agent owns):
 //   start:  wpr -start P1 [-start P2 ...] [-filemode -recordtempto DIR]
 //               -instancename labtrace_<name>
-//   stop:   wpr -stop DIR/<name>.etl -instancename labtrace_<name>
-//               [-skipPdbGen]
+//   stop:   wpr -stop DIR/<name>.etl [-skipPdbGen]
+//               -instancename labtrace_<name>
+// (-instancename last: wpr's documentation requires it.)
 //   cancel: wpr -cancel -instancename labtrace_<name>
 //   status: wpr -status -instancename labtrace_<name>
 // Timeouts come from WprConfig. A stop that times out is killed, then the
@@ -17,6 +18,7 @@
 #define LABTRACE_AGENT_BACKEND_WPR_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +33,8 @@ inline constexpr std::uint32_t kWprNoProfilesRunning = 0xC5583000;
 inline constexpr std::uint32_t kWprAlreadyRunning = 0xC5583001;
 inline constexpr std::uint32_t kWprInvalidProfileSchema = 0xC5580701;
 inline constexpr std::uint32_t kWprTooManySessions = 0x800705AA;
+// "Failed to enable the policy to profile system performance.": not elevated.
+inline constexpr std::uint32_t kWprNotElevated = 0xC5585011;
 
 // The HRESULT wpr reported: the "Error code: 0x..." line of its output, else
 // a non-zero exit code read as a 32-bit HRESULT (what wpr.exe returns on
@@ -47,10 +51,23 @@ absl::Status WprResultToStatus(absl::string_view operation,
 // "labtrace_<name>".
 std::string WprInstanceName(const std::string& session_name);
 
+// ETW session names (common/etw_sessions.h), or an error.
+using EtwSessionLister =
+    std::function<absl::StatusOr<std::vector<std::string>>()>;
+
+// The WPR instance names an ETW session name may stand for, if it is one of
+// labtrace's: "WPR_initiated_labtrace_a_b_WPR System Collector" gives
+// labtrace_a_b (the collector name known), or, for a collector name we do
+// not know, every "labtrace_..." prefix that ends before an underscore.
+std::vector<std::string> LabtraceInstancesOfEtwSession(
+    const std::string& etw_session_name);
+
 struct WprBackendOptions {
   WprConfig config;
   // Where "embedded:" profile files live (<data_dir>/profiles).
   std::filesystem::path embedded_profiles_dir;
+  // Lists running ETW sessions; empty means the OS's (etw::ListSessions).
+  EtwSessionLister list_etw_sessions;
 };
 
 class WprBackend final : public TraceBackend {
@@ -64,6 +81,7 @@ class WprBackend final : public TraceBackend {
       const BackendStartRequest& request) override;
   absl::Status CleanupOrphan(const std::string& session_name,
                              const std::string& handle) override;
+  std::vector<std::string> CleanupUnjournaled() override;
 
   // The argv of each command, exposed for tests.
   std::vector<std::string> StartArgv(const BackendStartRequest& request) const;

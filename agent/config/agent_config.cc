@@ -164,11 +164,20 @@ std::vector<ProfileSpec> DefaultProfiles() {
 
 std::filesystem::path DefaultDataDir() {
 #ifdef _WIN32
-  const char* pd = std::getenv("ProgramData");
-  return std::filesystem::path(pd != nullptr ? pd : "C:\\ProgramData") /
+  // _wgetenv: %ProgramData% may hold characters outside the ANSI code page.
+  const wchar_t* pd = _wgetenv(L"ProgramData");
+  return std::filesystem::path(pd != nullptr ? pd : L"C:\\ProgramData") /
          "labtrace";
 #else
   return "/var/lib/labtrace";
+#endif
+}
+
+std::filesystem::path DefaultConfigPath() {
+#ifdef _WIN32
+  return DefaultDataDir() / "agent.yaml";
+#else
+  return {};
 #endif
 }
 
@@ -182,8 +191,8 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
   try {
     LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
         source, root, "the agent config",
-        {"listen", "data_dir", "log_level", "limits", "wpr", "perf", "exec",
-         "profiles", "tls", "tokens", "audit_log", "rest_listen"}));
+        {"listen", "data_dir", "log_level", "log_file", "limits", "wpr", "perf",
+         "exec", "profiles", "tls", "tokens", "audit_log", "rest_listen"}));
     if (root["listen"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["listen"], &config->listen));
@@ -191,11 +200,16 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
     if (root["data_dir"]) {
       std::string d;
       LABTRACE_RETURN_IF_ERROR(ReadString(source, root["data_dir"], &d));
-      config->data_dir = d;
+      config->data_dir = PathFromUtf8(d);
     }
     if (root["log_level"]) {
       LABTRACE_RETURN_IF_ERROR(
           ReadString(source, root["log_level"], &config->log_level));
+    }
+    if (root["log_file"]) {
+      std::string f;
+      LABTRACE_RETURN_IF_ERROR(ReadString(source, root["log_file"], &f));
+      config->log_file = PathFromUtf8(f);
     }
     if (const YAML::Node l = root["limits"]) {
       LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
@@ -224,7 +238,8 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       LABTRACE_RETURN_IF_ERROR(
           CheckYamlKeys(source, w, "wpr",
                         {"path", "skip_pdb_gen", "start_timeout",
-                         "stop_timeout", "cancel_timeout"}));
+                         "stop_timeout", "cancel_timeout",
+                         "cancel_unjournaled"}));
       if (w["path"])
         LABTRACE_RETURN_IF_ERROR(
             ReadString(source, w["path"], &config->wpr.path));
@@ -239,6 +254,10 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       if (w["stop_timeout"]) {
         LABTRACE_RETURN_IF_ERROR(
             ReadDuration(source, w["stop_timeout"], &config->wpr.stop_timeout));
+      }
+      if (w["cancel_unjournaled"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadBool(source, w["cancel_unjournaled"],
+                                          &config->wpr.cancel_unjournaled));
       }
       if (w["cancel_timeout"]) {
         LABTRACE_RETURN_IF_ERROR(ReadDuration(source, w["cancel_timeout"],
@@ -445,6 +464,9 @@ std::string AgentUsage() {
   return R"(labtrace-agent: serves named trace operations on this machine over gRPC.
 
 Usage: labtrace-agent [--config FILE] [flags]
+       labtrace-agent service install [flags]   (Windows: install the service)
+       labtrace-agent service uninstall         (Windows: stop and remove it)
+       labtrace-agent service run [flags]      (what the Windows service runs)
 
 Clients (the `labtrace` controller, grpcurl, CI jobs) start and stop named
 traces ("setup_ebpf", "unit_tests"); each stopped trace becomes an artifact
@@ -452,7 +474,9 @@ file in the data dir that clients list, fetch (resumable) and delete.
 Backends: perf (`perf record -a`, Linux), wpr (Windows Performance Recorder).
 
 Flags (override the config file):
-  --config FILE          YAML config (see deploy/agent.example.yaml).
+  --config FILE          YAML config (see deploy/agent.example.yaml). On
+                         Windows, %ProgramData%\labtrace\agent.yaml is read
+                         when --config is not given and that file exists.
   --listen HOST:PORT     gRPC listen address. Default 127.0.0.1:7411.
                          Port 0 picks a free port; see --port-file.
   --rest-listen HOST:PORT REST/JSON mirror address. Default 127.0.0.1:7412;
@@ -469,6 +493,8 @@ Flags (override the config file):
   --exec-allow PROGRAM   Let clients run PROGRAM under a trace (RunCommand).
                          Repeatable; adds to exec.allow and enables exec.
   --log-level LEVEL      trace, debug, info, warn, error, off. Default info.
+  --log-file FILE        Also log to FILE (rotated at 10 MiB, 5 kept). The
+                         Windows service logs to <data_dir>\agent.log.
   --insecure             Allow a non-loopback --listen address without TLS or
                          tokens: anyone who reaches the port can start traces,
                          fetch files and run allowed commands. Without it such
@@ -477,10 +503,11 @@ Flags (override the config file):
   --help                 Print this help and exit.
 
 Config file keys (all optional):
-  listen, rest_listen, data_dir, log_level
+  listen, rest_listen, data_dir, log_level, log_file
   limits:  max_sessions, max_duration, max_threads, chunk_bytes
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
-           cancel_timeout (60s)
+           cancel_timeout (60s), cancel_unjournaled (true: at start, cancel
+           WPR instances labtrace_* that ETW lists but no journal explains)
   perf:    path, stop_timeout (120s), memory_mode_pages (1024)
   tls:     cert_file, key_file (PEM; TLS on), client_ca_file (mutual TLS:
            clients need a certificate from this CA)
@@ -513,7 +540,7 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
   static const std::set<std::string> kValueFlags = {
       "config",       "listen",     "data-dir",   "max-sessions",
       "max-duration", "wpr-path",   "perf-path",  "log-level",
-      "port-file",    "exec-allow", "rest-listen"};
+      "port-file",    "exec-allow", "rest-listen",  "log-file"};
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -559,19 +586,27 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
     }
   }
   c.data_dir = DefaultDataDir();
+  if (config_path.empty()) {
+    std::error_code ec;
+    const std::filesystem::path fallback = DefaultConfigPath();
+    if (!fallback.empty() && std::filesystem::is_regular_file(fallback, ec)) {
+      config_path = PathToUtf8(fallback);
+    }
+  }
   if (!config_path.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(config_path);
+    absl::StatusOr<std::string> text = ReadFile(PathFromUtf8(config_path));
     if (!text.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot read config: ", text.status().message()));
     }
     LABTRACE_RETURN_IF_ERROR(ApplyAgentConfigYaml(*text, config_path, &c));
+    out.config_path = PathFromUtf8(config_path);
   }
   for (const auto& [name, value] : flags) {
     if (name == "listen") {
       c.listen = value;
     } else if (name == "data-dir") {
-      c.data_dir = value;
+      c.data_dir = PathFromUtf8(value);
     } else if (name == "max-sessions") {
       if (!absl::SimpleAtoi(value, &c.max_sessions) || c.max_sessions < 1 ||
           c.max_sessions > 64) {
@@ -590,6 +625,8 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
       c.perf.path = value;
     } else if (name == "log-level") {
       c.log_level = value;
+    } else if (name == "log-file") {
+      c.log_file = PathFromUtf8(value);
     } else if (name == "port-file") {
       out.port_file = value;
     } else if (name == "rest-listen") {

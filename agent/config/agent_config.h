@@ -41,6 +41,9 @@ struct WprConfig {
   absl::Duration start_timeout = absl::Seconds(60);
   absl::Duration stop_timeout = absl::Seconds(600);
   absl::Duration cancel_timeout = absl::Seconds(60);
+  // At start, cancel WPR instances named labtrace_* that ETW reports running
+  // but no journal entry explains (one agent per machine owns that prefix).
+  bool cancel_unjournaled = true;
 };
 
 struct PerfConfig {
@@ -95,6 +98,9 @@ struct AgentConfig {
   int max_threads = 32;  // gRPC handler threads.
   std::uint32_t default_chunk_bytes = 1 << 20;
   std::string log_level = "info";
+  // Also log to this file (rotated at 10 MiB, 5 kept). Empty: stderr only,
+  // except for the Windows service, which logs to <data_dir>/agent.log.
+  std::filesystem::path log_file;
   // Allow listening on a non-loopback address with neither TLS nor tokens.
   // The agent starts traces and (if enabled) runs commands: without them
   // anyone who can reach the port can do that.
@@ -118,6 +124,11 @@ std::vector<ProfileSpec> DefaultProfiles();
 // /var/lib/labtrace on Linux, %ProgramData%\labtrace on Windows.
 std::filesystem::path DefaultDataDir();
 
+// The config file read when --config is not given, if it exists: on Windows
+// %ProgramData%\labtrace\agent.yaml (beside the default data dir; what the
+// service reads). Empty on Linux, where the systemd unit names its config.
+std::filesystem::path DefaultConfigPath();
+
 // Applies a YAML document onto `config` (fields absent keep their values).
 // Errors name the file (`source`) and the line where yaml-cpp gives one.
 absl::Status ApplyAgentConfigYaml(const std::string& yaml,
@@ -137,6 +148,8 @@ struct AgentCommandLine {
   AgentConfig config;
   std::string print_and_exit;  // Non-empty: print this and exit 0.
   std::string port_file;       // --port-file: where to write the bound port.
+  // The config file that was read ("" if none).
+  std::filesystem::path config_path;
 };
 
 // Parses flags (and the --config file they name) into a validated config.

@@ -27,12 +27,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   if (!tls.enabled()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions opts;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  LABTRACE_ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(tls.cert_file));
-  LABTRACE_ASSIGN_OR_RETURN(pair.private_key, ReadFile(tls.key_file));
+  LABTRACE_ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(PathFromUtf8(tls.cert_file)));
+  LABTRACE_ASSIGN_OR_RETURN(pair.private_key, ReadFile(PathFromUtf8(tls.key_file)));
   opts.pem_key_cert_pairs.push_back(std::move(pair));
   if (!tls.client_ca_file.empty()) {
     LABTRACE_ASSIGN_OR_RETURN(opts.pem_root_certs,
-                              ReadFile(tls.client_ca_file));
+                              ReadFile(PathFromUtf8(tls.client_ca_file)));
     // Clients without a certificate from this CA fail the handshake.
     opts.client_certificate_request =
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
@@ -55,7 +55,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
 
   std::map<std::string, std::unique_ptr<TraceBackend>> backends;
   backends["wpr"] =
-      std::make_unique<WprBackend>(WprBackendOptions{config.wpr, profiles_dir});
+      std::make_unique<WprBackend>(WprBackendOptions{config.wpr, profiles_dir, {}});
 #ifndef _WIN32
   backends["perf"] = std::make_unique<PerfBackend>(config.perf);
 #endif
@@ -92,7 +92,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   server->authorizer_ = std::make_unique<Authorizer>(config.tokens);
   server->audit_ = std::make_unique<AuditLog>(
       config.audit_log.empty() ? config.data_dir / "audit.log"
-                               : std::filesystem::path(config.audit_log));
+                               : PathFromUtf8(config.audit_log));
   server->service_ = std::make_unique<TraceAgentService>(
       sopts, server->manager_.get(), server->store_.get(),
       server->runner_.get(), server->authorizer_.get(), server->audit_.get());
@@ -149,7 +149,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
                config.tokens.empty()
                    ? ", no tokens"
                    : absl::StrCat(", ", config.tokens.size(), " tokens"),
-               config.data_dir.string());
+               PathToUtf8(config.data_dir));
   return server;
 }
 

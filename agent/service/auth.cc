@@ -91,7 +91,7 @@ void AuditLog::Record(const Caller& caller, const std::string& peer,
   absl::MutexLock lock(&mu_);
   std::ofstream out(path_, std::ios::app);
   out << line << "\n";
-  if (!out) spdlog::error("cannot append to audit log {}", path_.string());
+  if (!out) spdlog::error("cannot append to audit log {}", PathToUtf8(path_));
 }
 
 }  // namespace labtrace::agent

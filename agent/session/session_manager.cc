@@ -193,7 +193,7 @@ absl::Status SessionManager::Recover() {
     v1::Journal journal;
     if (!google::protobuf::util::JsonStringToMessage(text, &journal).ok()) {
       spdlog::error("journal {} is unreadable; starting without recovery",
-                    options_.journal_path.string());
+                    PathToUtf8(options_.journal_path));
     }
     for (const v1::JournalEntry& e : journal.entries()) {
       const v1::TraceSession& old = e.session();
@@ -224,6 +224,13 @@ absl::Status SessionManager::Recover() {
       spdlog::warn("recovered session {}: {}", s->name, s->failure_reason);
       absl::MutexLock lock(&mu_);
       finished_.push_back(std::move(s));
+    }
+  }
+  // Recordings of ours that no journal entry named (journal lost, or the
+  // agent died before writing it).
+  for (const auto& [name, backend] : backends_) {
+    for (const std::string& line : backend->CleanupUnjournaled()) {
+      spdlog::warn("recovery ({}): {}", name, line);
     }
   }
   std::uint64_t seq;

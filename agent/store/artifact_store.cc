@@ -42,7 +42,7 @@ absl::Status ArtifactStore::Load() {
   std::vector<std::string> data_files;
   for (auto it = std::filesystem::directory_iterator(artifacts_dir(), ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    const std::string fname = it->path().filename().string();
+    const std::string fname = PathToUtf8(it->path().filename());
     if (!absl::EndsWith(fname, kMetaSuffix)) {
       if (absl::StrContains(fname, ".tmp.")) {
         std::filesystem::remove(it->path(), ec);  // Interrupted metadata write.
@@ -58,7 +58,7 @@ absl::Status ArtifactStore::Load() {
         !google::protobuf::util::JsonStringToMessage(*text, &a).ok() ||
         a.id().empty() || a.file_name().empty()) {
       spdlog::warn("ignoring unreadable artifact metadata {}",
-                   it->path().string());
+                   PathToUtf8(it->path()));
       continue;
     }
     std::error_code size_ec;
@@ -72,18 +72,18 @@ absl::Status ArtifactStore::Load() {
   }
   if (ec) {
     return absl::InternalError(absl::StrCat(
-        "cannot list ", artifacts_dir().string(), ": ", ec.message()));
+        "cannot list ", PathToUtf8(artifacts_dir()), ": ", ec.message()));
   }
   for (const std::string& f : data_files) {
     if (!files_with_meta.count(f)) {
       spdlog::warn(
           "{} has no metadata (agent stopped while storing it?); not listed",
-          (artifacts_dir() / f).string());
+          PathToUtf8(artifacts_dir() / f));
     }
   }
   absl::MutexLock lock(&mu_);
   index_ = std::move(loaded);
-  spdlog::info("artifact store {}: {} artifacts", artifacts_dir().string(),
+  spdlog::info("artifact store {}: {} artifacts", PathToUtf8(artifacts_dir()),
                index_.size());
   return absl::OkStatus();
 }
@@ -107,7 +107,7 @@ void ArtifactStore::RemoveWorkDir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   if (ec)
-    spdlog::warn("cannot remove work dir {}: {}", dir.string(), ec.message());
+    spdlog::warn("cannot remove work dir {}: {}", PathToUtf8(dir), ec.message());
 }
 
 std::string ArtifactStore::ReserveIdLocked(const std::string& base,
@@ -149,8 +149,8 @@ absl::StatusOr<v1::Artifact> ArtifactStore::Add(
   std::filesystem::rename(file, dest, ec);
   if (ec) {
     status =
-        absl::InternalError(absl::StrCat("cannot move ", file.string(), " to ",
-                                         dest.string(), ": ", ec.message()));
+        absl::InternalError(absl::StrCat("cannot move ", PathToUtf8(file), " to ",
+                                         PathToUtf8(dest), ": ", ec.message()));
   } else {
     std::string json;
     google::protobuf::util::JsonPrintOptions opts;

@@ -186,7 +186,7 @@ void ParseLogfileHeader(const unsigned char* buf, std::size_t size,
 
 }  // namespace
 
-FileByteSource::FileByteSource(const std::string& path)
+FileByteSource::FileByteSource(const std::filesystem::path& path)
     : in_(path, std::ios::binary) {
   if (!in_) return;
   in_.seekg(0, std::ios::end);

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -42,7 +43,7 @@ class ByteSource {
 
 class FileByteSource final : public ByteSource {
  public:
-  explicit FileByteSource(const std::string& path);
+  explicit FileByteSource(const std::filesystem::path& path);
   bool ok() const { return ok_; }
   std::uint64_t size() const override { return size_; }
   std::size_t ReadAt(std::uint64_t offset, void* out, std::size_t n) override;

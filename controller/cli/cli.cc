@@ -477,7 +477,7 @@ class Cli {
     int code = kExitOk;
     for (const std::string& path : args_.positional) {
       absl::StatusOr<std::optional<v1::TraceSummary>> s =
-          SummarizeTraceFile(path);
+          SummarizeTraceFile(PathFromUtf8(path));
       if (!s.ok() || !s->has_value()) {
         const std::string why =
             !s.ok() ? std::string(s.status().message())
@@ -700,14 +700,14 @@ class Cli {
     for (const auto& [run, w] : by_run) {
       CollectOptions co;
       co.dir = run.empty() || !IsSafeFileName(run)
-                   ? std::filesystem::path(dir)
-                   : std::filesystem::path(dir) / run;
+                   ? PathFromUtf8(dir)
+                   : PathFromUtf8(dir) / run;
       co.parallel = fan_.parallel;
       co.show_progress = env_.err_is_terminal && !json_;
       for (const CollectedFile& f : CollectArtifacts(w, *clients_, co)) {
         t.AddRow({f.host, f.artifact.file_name(),
                   HumanBytes(f.artifact.size_bytes()), f.status,
-                  f.ok() ? f.path.string() : Short(f.error, 100)});
+                  f.ok() ? PathToUtf8(f.path) : Short(f.error, 100)});
         if (f.status == "digest_mismatch") code = Worst(code, kExitDataProblem);
         if (f.status == "failed") code = Worst(code, kExitFailed);
       }
@@ -853,8 +853,8 @@ class Cli {
           {r.host, {r.value.artifacts().begin(), r.value.artifacts().end()}});
     }
     CollectOptions co;
-    co.dir = req->run_id().empty() ? std::filesystem::path(out)
-                                   : std::filesystem::path(out) / req->run_id();
+    co.dir = req->run_id().empty() ? PathFromUtf8(out)
+                                   : PathFromUtf8(out) / req->run_id();
     co.parallel = fan_.parallel;
     co.per_file_timeout = fan_.per_host_timeout;
     co.show_progress = env_.err_is_terminal && !json_;
@@ -866,9 +866,9 @@ class Cli {
     for (const CollectedFile& f : files) {
       t.AddRow({f.host, f.artifact.file_name(),
                 HumanBytes(f.artifact.size_bytes()), f.status,
-                f.ok() ? f.path.string() : Short(f.error, 100)});
+                f.ok() ? PathToUtf8(f.path) : Short(f.error, 100)});
       j.push_back({{"host", f.host},
-                   {"file", f.path.string()},
+                   {"file", PathToUtf8(f.path)},
                    {"status", f.status},
                    {"error", f.error},
                    {"artifact", ProtoJson(f.artifact)}});
@@ -882,7 +882,7 @@ class Cli {
     } else {
       *env_.out << t.Render();
       *env_.err << files.size() << " file(s), " << HumanBytes(total) << " in "
-                << co.dir.string() << "\n";
+                << PathToUtf8(co.dir) << "\n";
     }
     return interrupted_ ? kExitInterrupted : code;
   }
@@ -974,8 +974,8 @@ class Cli {
     }
     o << ok << "/" << r.files.size() << " file(s) collected, "
       << HumanBytes(bytes) << "\n";
-    o << "artifacts: " << r.run_dir.string() << "\n";
-    o << "manifest:  " << (r.run_dir / "manifest.json").string() << "\n";
+    o << "artifacts: " << PathToUtf8(r.run_dir) << "\n";
+    o << "manifest:  " << PathToUtf8(r.run_dir / "manifest.json") << "\n";
   }
 
   const CliEnvironment& env_;

@@ -16,7 +16,7 @@ absl::StatusOr<std::uint64_t> HashFile(const std::filesystem::path& path,
                                        Sha256* hash) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return absl::InternalError(absl::StrCat("cannot read ", path.string()));
+    return absl::InternalError(absl::StrCat("cannot read ", PathToUtf8(path)));
   std::vector<char> buf(1 << 20);
   std::uint64_t total = 0;
   while (in) {
@@ -44,7 +44,8 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
   DownloadResult result;
   result.path = dir / artifact.file_name();
   result.bytes = artifact.size_bytes();
-  const std::filesystem::path part = result.path.string() + ".part";
+  std::filesystem::path part = result.path;
+  part += ".part";
   std::error_code ec;
 
   if (std::filesystem::is_regular_file(result.path, ec)) {
@@ -57,7 +58,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
     }
     // A different file of that name: never silently keep it.
     return absl::AlreadyExistsError(absl::StrCat(
-        result.path.string(),
+        PathToUtf8(result.path),
         " exists with other contents; move it away to collect again"));
   }
 
@@ -78,7 +79,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
   std::ofstream out(
       part, std::ios::binary | (offset > 0 ? std::ios::app : std::ios::trunc));
   if (!out)
-    return absl::InternalError(absl::StrCat("cannot write ", part.string()));
+    return absl::InternalError(absl::StrCat("cannot write ", PathToUtf8(part)));
   std::uint64_t at = offset;
   absl::Status fetched = client.FetchArtifact(
       artifact.id(), offset,
@@ -92,7 +93,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
                   static_cast<std::streamsize>(chunk.data().size()));
         if (!out)
           return absl::InternalError(
-              absl::StrCat("cannot write ", part.string()));
+              absl::StrCat("cannot write ", PathToUtf8(part)));
         h->Update(chunk.data());
         at += chunk.data().size();
         result.transferred += chunk.data().size();
@@ -103,7 +104,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
   out.close();
   if (!fetched.ok()) return fetched;
   if (!out)
-    return absl::InternalError(absl::StrCat("cannot write ", part.string()));
+    return absl::InternalError(absl::StrCat("cannot write ", PathToUtf8(part)));
   const std::string digest = h->HexDigest();
   if (at != artifact.size_bytes() || digest != artifact.sha256()) {
     std::filesystem::remove(part, ec);
@@ -116,7 +117,7 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
   std::filesystem::rename(part, result.path, ec);
   if (ec) {
     return absl::InternalError(
-        absl::StrCat("cannot rename ", part.string(), ": ", ec.message()));
+        absl::StrCat("cannot rename ", PathToUtf8(part), ": ", ec.message()));
   }
   return result;
 }

@@ -76,12 +76,13 @@ const std::set<std::string> kSecurityKeys = {"tls", "token_file", "token_env"};
 
 std::filesystem::path Resolve(const std::string& source,
                               const std::string& file) {
-  std::filesystem::path p(file);
+  std::filesystem::path p = PathFromUtf8(file);
   if (absl::StartsWith(file, "~/")) {
     const char* home = std::getenv("HOME");
-    p = std::filesystem::path(home != nullptr ? home : "") / file.substr(2);
+    if (home == nullptr) home = std::getenv("USERPROFILE");  // Windows.
+    p = PathFromUtf8(home != nullptr ? home : "") / PathFromUtf8(file.substr(2));
   }
-  if (p.is_relative()) p = std::filesystem::path(source).parent_path() / p;
+  if (p.is_relative()) p = PathFromUtf8(source).parent_path() / p;
   return p;
 }
 
@@ -233,7 +234,7 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
 }
 
 absl::StatusOr<Inventory> LoadInventory(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadFile(PathFromUtf8(path));
   if (!text.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot read inventory ", path,

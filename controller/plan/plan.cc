@@ -175,7 +175,7 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
 }
 
 absl::StatusOr<Plan> LoadPlan(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadFile(PathFromUtf8(path));
   if (!text.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read plan ", path, ": ", text.status().message()));

@@ -478,7 +478,7 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
          {"file",
           f.path.empty()
               ? ""
-              : std::filesystem::relative(f.path, r.run_dir, ec).string()},
+              : PathToUtf8(std::filesystem::relative(f.path, r.run_dir, ec))},
          {"backend", f.artifact.backend()},
          {"size_bytes", f.artifact.size_bytes()},
          {"sha256", f.artifact.sha256()},

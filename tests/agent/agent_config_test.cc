@@ -1,5 +1,6 @@
 #include "agent/config/agent_config.h"
 
+#include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_util.h"
 
@@ -22,7 +23,11 @@ TEST(AgentConfigTest, Defaults) {
   EXPECT_EQ(c->config.wpr.stop_timeout, absl::Seconds(600));
   EXPECT_EQ(c->config.wpr.start_timeout, absl::Seconds(60));
   ASSERT_FALSE(c->config.profiles.empty());
+#ifdef _WIN32
+  EXPECT_EQ(c->config.profiles[0].name, "default");  // Embedded WPR profile.
+#else
   EXPECT_EQ(c->config.profiles[0].name, "cpu");
+#endif
 }
 
 TEST(AgentConfigTest, HelpAndVersion) {
@@ -125,6 +130,29 @@ TEST(AgentConfigTest, NonLoopbackListenNeedsInsecure) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(Parse({"--listen", "0.0.0.0:7411", "--insecure"}).ok());
 }
+
+TEST(AgentConfigTest, Utf8DataDirLogFileAndConfigPath) {
+  testing::TempDir dir;
+  const auto cfg = dir.path() / PathFromUtf8("agent \xc3\xbc.yaml");
+  testing::WriteTextFile(
+      cfg, "data_dir: \"D:/lab data \xc3\xbc\"\nlog_file: logs/agent.log\n");
+  auto c = Parse({"--config", PathToUtf8(cfg)});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(PathToUtf8(c->config.data_dir), "D:/lab data \xc3\xbc");
+  EXPECT_EQ(PathToUtf8(c->config.log_file), "logs/agent.log");
+  EXPECT_EQ(c->config_path, cfg);
+  auto f = Parse({"--data-dir", "C:/\xe6\x97\xa5 dir", "--log-file", "a.log"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(PathToUtf8(f->config.data_dir), "C:/\xe6\x97\xa5 dir");
+}
+
+#ifdef _WIN32
+TEST(AgentConfigTest, WindowsDefaultsLiveUnderProgramData) {
+  const std::string data = PathToUtf8(DefaultDataDir());
+  EXPECT_NE(data.find("labtrace"), std::string::npos) << data;
+  EXPECT_EQ(DefaultConfigPath(), DefaultDataDir() / "agent.yaml");
+}
+#endif
 
 TEST(AgentConfigTest, BadFlags) {
   EXPECT_FALSE(Parse({"--max-sessions", "0"}).ok());

@@ -42,7 +42,9 @@ TEST(WprCommandLineTest, StartStopCancelStatus) {
                   "unit_tests", v1::TRACE_MODE_FILE, "/w",
                   {"GeneralProfile", "embedded:labtrace.wprp!Labtrace"})),
               ElementsAre("wpr.exe", "-start", "GeneralProfile", "-start",
-                          "/data/profiles/labtrace.wprp!Labtrace", "-filemode",
+                          PathToUtf8(std::filesystem::path("/data/profiles") /
+                                     "labtrace.wprp!Labtrace"),
+                          "-filemode",
                           "-recordtempto", "/w", "-instancename",
                           "labtrace_unit_tests"));
   EXPECT_THAT(b.StartArgv(Request("m", v1::TRACE_MODE_MEMORY, "/w")),
@@ -50,8 +52,8 @@ TEST(WprCommandLineTest, StartStopCancelStatus) {
                           "-instancename", "labtrace_m"));
   EXPECT_THAT(
       b.StopArgv("unit_tests", "/w/unit_tests.etl"),
-      ElementsAre("wpr.exe", "-stop", "/w/unit_tests.etl", "-instancename",
-                  "labtrace_unit_tests", "-skipPdbGen"));
+      ElementsAre("wpr.exe", "-stop", "/w/unit_tests.etl", "-skipPdbGen",
+                  "-instancename", "labtrace_unit_tests"));
   EXPECT_THAT(b.CancelArgv("x"),
               ElementsAre("wpr.exe", "-cancel", "-instancename", "labtrace_x"));
   EXPECT_THAT(b.StatusArgv("x"),
@@ -120,8 +122,8 @@ class WprBackendFakeTest : public ::testing::Test {
     if (etl_.empty())
       GTEST_SKIP() << "../shared/testdata/etl is not beside this checkout";
     std::filesystem::create_directories(state_dir());
-    ::setenv("FAKE_WPR_STATE_DIR", state_dir().c_str(), 1);
-    ::setenv("FAKE_WPR_ETL_SOURCE", etl_.c_str(), 1);
+    testing::SetEnv("FAKE_WPR_STATE_DIR", PathToUtf8(state_dir()));
+    testing::SetEnv("FAKE_WPR_ETL_SOURCE", PathToUtf8(etl_));
     WprBackendOptions o;
     o.config.path = testing::FakeWprBinary();
     o.config.stop_timeout = absl::Seconds(10);
@@ -129,8 +131,8 @@ class WprBackendFakeTest : public ::testing::Test {
     backend_ = std::make_unique<WprBackend>(o);
   }
   void TearDown() override {
-    ::unsetenv("FAKE_WPR_STATE_DIR");
-    ::unsetenv("FAKE_WPR_ETL_SOURCE");
+    testing::UnsetEnv("FAKE_WPR_STATE_DIR");
+    testing::UnsetEnv("FAKE_WPR_ETL_SOURCE");
   }
   std::filesystem::path state_dir() const { return dir_.path() / "wpr_state"; }
   std::filesystem::path WorkDir(const std::string& name) {
@@ -163,7 +165,7 @@ TEST_F(WprBackendFakeTest, StartStopWritesTheEtl) {
   EXPECT_THAT(Calls(),
               HasSubstr("-start GeneralProfile -filemode -recordtempto "));
   EXPECT_THAT(Calls(),
-              HasSubstr("-instancename labtrace_unit_tests -skipPdbGen"));
+              HasSubstr("-skipPdbGen -instancename labtrace_unit_tests"));
 }
 
 TEST_F(WprBackendFakeTest, StartOfRunningInstanceIsAlreadyExists) {
@@ -228,12 +230,13 @@ TEST_F(WprBackendFakeTest, StopTimeoutCancelsTheInstance) {
 TEST_F(WprBackendFakeTest, StopFailureCarriesWprWords) {
   auto s = backend_->Start(Request("sf", v1::TRACE_MODE_FILE, WorkDir("sf")));
   ASSERT_TRUE(s.ok());
-  Control("FAKE_WPR_STOP_FAIL_HRESULT=0x80004005\n");
+  // What real wpr -stop reported in WebView2Feedback#4255 (NGEN PDBs).
+  Control("FAKE_WPR_STOP_FAIL_HRESULT=0x80010106\n");
   auto file = (*s)->Stop();
   EXPECT_EQ(file.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(file.status().message()),
-              HasSubstr("The trace could not be saved"));
-  EXPECT_THAT(std::string(file.status().message()), HasSubstr("0x80004005"));
+              HasSubstr("Cannot change thread mode after it is set"));
+  EXPECT_THAT(std::string(file.status().message()), HasSubstr("0x80010106"));
   Control("");
   EXPECT_TRUE((*s)->Cancel().ok());
 }
@@ -259,6 +262,89 @@ TEST_F(WprBackendFakeTest, CleanupOrphanCancelsLeftoverInstance) {
       HasSubstr("not recording"));
   // Nothing running: still fine.
   EXPECT_TRUE(backend_->CleanupOrphan("orphan", "labtrace_orphan").ok());
+}
+
+TEST(WprEtwSessionNamesTest, FindsLabtraceInstances) {
+  EXPECT_THAT(LabtraceInstancesOfEtwSession(
+                  "WPR_initiated_labtrace_unit_tests_WPR System Collector"),
+              ElementsAre("labtrace_unit_tests"));
+  EXPECT_THAT(LabtraceInstancesOfEtwSession(
+                  "WPR_initiated_labtrace_a_labtrace System Collector"),
+              ElementsAre("labtrace_a"));
+  // An unknown collector name: every prefix that could be the instance.
+  EXPECT_THAT(LabtraceInstancesOfEtwSession(
+                  "WPR_initiated_labtrace_x_y_Custom Collector"),
+              ElementsAre("labtrace_x", "labtrace_x_y"));
+  EXPECT_TRUE(LabtraceInstancesOfEtwSession(
+                  "WPR_initiated_WprApp_WPR System Collector")
+                  .empty());
+  EXPECT_TRUE(LabtraceInstancesOfEtwSession("NT Kernel Logger").empty());
+  EXPECT_TRUE(LabtraceInstancesOfEtwSession("labtrace_x").empty());
+}
+
+TEST_F(WprBackendFakeTest, CleanupUnjournaledCancelsOnlyOurInstances) {
+  // Two instances a crashed agent left running, and one of someone else.
+  auto lost = backend_->Start(
+      Request("lost_one", v1::TRACE_MODE_FILE, WorkDir("l")));
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  ASSERT_TRUE(backend_
+                  ->RunWpr({testing::FakeWprBinary(), "-start",
+                            "GeneralProfile", "-instancename", "WprApp"},
+                           absl::Seconds(10))
+                  .ok());
+  WprBackendOptions o = backend_->options();
+  o.list_etw_sessions = [] {
+    return std::vector<std::string>{
+        "WPR_initiated_labtrace_lost_one_WPR System Collector",
+        "WPR_initiated_labtrace_lost_one_WPR Event Collector",
+        "WPR_initiated_labtrace_gone_WPR System Collector",  // Not running.
+        "WPR_initiated_WprApp_WPR System Collector", "NT Kernel Logger"};
+  };
+  WprBackend restarted(o);
+  std::vector<std::string> lines = restarted.CleanupUnjournaled();
+  ASSERT_EQ(lines.size(), 1u) << ::testing::PrintToString(lines);
+  EXPECT_THAT(lines[0], HasSubstr("cancelled WPR instance labtrace_lost_one"));
+  EXPECT_THAT(
+      restarted.RunWpr(restarted.StatusArgv("lost_one"), absl::Seconds(5))
+          .output,
+      HasSubstr("not recording"));
+  // Not ours: untouched.
+  EXPECT_THAT(restarted
+                  .RunWpr({testing::FakeWprBinary(), "-status",
+                           "-instancename", "WprApp"},
+                          absl::Seconds(5))
+                  .output,
+              HasSubstr("recording is in progress"));
+  // Switched off: nothing is touched.
+  o.config.cancel_unjournaled = false;
+  EXPECT_TRUE(WprBackend(o).CleanupUnjournaled().empty());
+  // The lister failing is reported, not fatal.
+  o.config.cancel_unjournaled = true;
+  o.list_etw_sessions = []() -> absl::StatusOr<std::vector<std::string>> {
+    return absl::PermissionDeniedError("access denied");
+  };
+  lines = WprBackend(o).CleanupUnjournaled();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr("access denied"));
+}
+
+TEST_F(WprBackendFakeTest, NotElevatedIsPermissionDeniedWithAHint) {
+  Control("FAKE_WPR_START_FAIL_HRESULT=0xc5585011\n");
+  auto s = backend_->Start(Request("e", v1::TRACE_MODE_FILE, WorkDir("e")));
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kPermissionDenied)
+      << s.status();
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("Failed to enable the policy to profile system "
+                        "performance"));
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("administrator"));
+}
+
+TEST_F(WprBackendFakeTest, MissingProfileFileIsNamed) {
+  auto s = backend_->Start(Request("m", v1::TRACE_MODE_FILE, WorkDir("m"),
+                                   {"C:/no/such.wprp!Profile"}));
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("such.wprp"));
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("0x80070002"));
 }
 
 }  // namespace

@@ -1,32 +1,57 @@
 #include "tests/testing/test_util.h"
 
+#ifndef _WIN32
 #include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
+#endif
 
+#include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
+#include "common/file_util.h"
 #include "gtest/gtest.h"
 
 namespace labtrace::testing {
 
 TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl =
-      std::string(base != nullptr ? base : "/tmp") + "/labtrace_test.XXXXXX";
-  char* p = ::mkdtemp(tmpl.data());
-  if (p == nullptr) {
-    ADD_FAILURE() << "mkdtemp failed";
-    return;
+  std::error_code ec;
+  std::filesystem::path base = std::filesystem::temp_directory_path(ec);
+  if (ec) base = ".";
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::filesystem::path p =
+        base / ("labtrace_test." + std::to_string(rng() % 1000000000000ULL));
+    if (std::filesystem::create_directory(p, ec)) {
+      path_ = p;
+      return;
+    }
   }
-  path_ = p;
+  ADD_FAILURE() << "cannot create a temp dir under " << PathToUtf8(base);
 }
 
 TempDir::~TempDir() {
   std::error_code ec;
   if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+void SetEnv(const std::string& name, const std::string& value) {
+#ifdef _WIN32
+  // Wide, so values (paths) outside the ANSI code page survive.
+  _wputenv_s(PathFromUtf8(name).c_str(), PathFromUtf8(value).c_str());
+#else
+  ::setenv(name.c_str(), value.c_str(), 1);
+#endif
+}
+
+void UnsetEnv(const std::string& name) {
+#ifdef _WIN32
+  _wputenv_s(PathFromUtf8(name).c_str(), L"");
+#else
+  ::unsetenv(name.c_str());
+#endif
 }
 
 bool WaitFor(const std::function<bool()>& condition,
@@ -74,7 +99,7 @@ void WriteTextFile(const std::filesystem::path& path,
                    const std::string& contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << contents;
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
+  ASSERT_TRUE(out.good()) << "cannot write " << PathToUtf8(path);
 }
 
 std::string ReadTextFile(const std::filesystem::path& path) {
@@ -95,20 +120,20 @@ bool AgentProcess::Start(std::string* error) {
   std::filesystem::create_directories(options_.data_dir, ec);
   const std::filesystem::path port_file =
       options_.data_dir.parent_path() /
-      (options_.data_dir.filename().string() + ".port");
+      (PathToUtf8(options_.data_dir.filename()) + ".port");
   std::filesystem::remove(port_file, ec);
   subprocess::Options o;
   o.argv = {AgentBinary(),      "--listen",    "127.0.0.1:0",
             "--rest-listen",    "127.0.0.1:0", "--port-file",
-            port_file.string(), "--data-dir",  options_.data_dir.string(),
+            PathToUtf8(port_file), "--data-dir", PathToUtf8(options_.data_dir),
             "--log-level",      "debug"};
   if (!options_.config_yaml.empty()) {
     const std::filesystem::path cfg =
         options_.data_dir.parent_path() /
-        (options_.data_dir.filename().string() + ".yaml");
+        (PathToUtf8(options_.data_dir.filename()) + ".yaml");
     WriteTextFile(cfg, options_.config_yaml);
     o.argv.push_back("--config");
-    o.argv.push_back(cfg.string());
+    o.argv.push_back(PathToUtf8(cfg));
   }
   o.argv.insert(o.argv.end(), options_.extra_args.begin(),
                 options_.extra_args.end());
@@ -138,8 +163,12 @@ subprocess::Result AgentProcess::Stop(std::chrono::milliseconds timeout) {
 }
 
 void AgentProcess::Crash() {
+#ifdef _WIN32
+  process_.Kill();  // TerminateJobObject: no handler runs, like a crash.
+#else
   ::kill(static_cast<pid_t>(-process_.pid()), SIGKILL);
   process_.Wait(std::chrono::seconds(10));
+#endif
 }
 
 std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::milliseconds deadline) {

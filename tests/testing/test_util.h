@@ -32,6 +32,11 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Sets or removes an environment variable of this process (children
+// started afterwards inherit it).
+void SetEnv(const std::string& name, const std::string& value);
+void UnsetEnv(const std::string& name);
+
 // Polls `condition` every few milliseconds until it holds or `timeout`
 // passes. Returns the last value of the condition.
 bool WaitFor(const std::function<bool()>& condition,

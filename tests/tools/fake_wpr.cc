@@ -1,28 +1,31 @@
 /*
- * fake_wpr: a Linux stand-in for the Windows Performance Recorder command-line
- * tool (wpr.exe), used by tests of the labtrace WPR backend.
+ * fake_wpr: a stand-in for the Windows Performance Recorder command-line tool
+ * (wpr.exe), used by the tests of labtrace's WPR backend on Linux and, built
+ * as fake_wpr.exe, by the Windows agent under wine. What it mimics and where
+ * each behaviour was learned is in tests/tools/README.md.
  *
- * Accepted command lines (option names are case-insensitive, like wpr):
- *   -start <profile> [-start <profile2> ...] [-filemode] [-instancename NAME]
- *          [-recordtempto DIR]
- *   -stop <out.etl> [description...] [-instancename NAME] [-skipPdbGen]
+ * Accepted command lines (option names are case-insensitive, like wpr's;
+ * -instancename must come last, as wpr's documentation requires):
+ *   -start <profile> [-start <profile2> ...] [-filemode] [-recordtempto DIR]
+ *          [-instancename NAME]
+ *   -stop <out.etl> [description...] [-skipPdbGen] [-compress]
+ *          [-instancename NAME]
  *   -cancel [-instancename NAME]
- *   -status [-instancename NAME]
+ *   -status [profiles] [collectors] [-instancename NAME]
  *   -profiles | -help | -?
- * Default instance name: "WPR_initiated_WprApp_WPR System Collector".
- * Like wpr, every invocation first prints a two-line banner to stdout.
+ * Default instance name: WprApp. <profile> is a built-in name (GeneralProfile,
+ * CPU, ...) or FILE.wprp!Name; a .wprp file must exist.
+ * Every invocation first prints wpr's two-line banner to stdout.
  *
  * State (no background process is used):
- *   FAKE_WPR_STATE_DIR (env only, required; exit 2 if unset) holds:
- *   instances/<name>  one file per running instance (key=value lines:
- *                     instance, profile (repeated), mode=file|memory,
- *                     start_unix_ms, recordtempto, starter_pid). In <name>
- *                     '/', '%', control chars and a leading '.' are
- *                     %XX-escaped. Written via temp file + link() under an
- *                     fcntl lock, so concurrent starts are race-free.
+ *   FAKE_WPR_STATE_DIR (environment only, required; exit 2 if unset) holds:
+ *   instances/<name>/info  one directory per running instance (key=value
+ *                     lines: instance, profile (repeated), mode=file|memory,
+ *                     start_unix_ms, recordtempto). Creating the directory is
+ *                     the atomic "start"; in <name>, characters that are not
+ *                     [A-Za-z0-9._-] are %XX-escaped.
  *   calls.log         one line per invocation: argv[1..] joined by single
- *                     spaces (argv[0] is NOT logged), appended with O_APPEND
- *                     and a single write().
+ *                     spaces (argv[0] is NOT logged).
  *   control.env       optional KEY=VALUE lines ('#' comments allowed), re-read
  *                     on every invocation; they override the environment. An
  *                     empty value means "unset".
@@ -31,41 +34,41 @@
  *   FAKE_WPR_ETL_SOURCE         file copied to the -stop output (needed for
  *                               a successful stop).
  *   FAKE_WPR_MAX_INSTANCES=N    -start fails (0x800705aa) if N are running.
- *   FAKE_WPR_START_DELAY_MS     sleep in -start AFTER the instance file is
- *                               created (a killed start leaks the session).
- *   FAKE_WPR_STOP_DELAY_MS      sleep in -stop before the ETL is written.
+ *   FAKE_WPR_START_DELAY_MS     sleep in -start AFTER the instance exists
+ *                               (a killed start leaks the session).
+ *   FAKE_WPR_STOP_DELAY_MS      sleep in -stop before the ETL is written
+ *                               (merging); progress lines meanwhile.
  *   FAKE_WPR_CANCEL_DELAY_MS    sleep in -cancel before the instance goes.
- *   FAKE_WPR_IGNORE_SIGTERM=1   ignore SIGTERM while sleeping.
- *   FAKE_WPR_START_FAIL_HRESULT -start fails with this code (no instance).
- *   FAKE_WPR_STOP_FAIL_HRESULT  -stop fails with this code after the delay,
- *                               "The trace could not be saved." (kept).
+ *   FAKE_WPR_IGNORE_SIGTERM=1   ignore SIGTERM while sleeping (POSIX).
+ *   FAKE_WPR_START_FAIL_HRESULT -start fails with this code (no instance);
+ *                               e.g. 0xc5585011 (not elevated).
+ *   FAKE_WPR_STOP_FAIL_HRESULT  -stop fails with this code after the delay
+ *                               (the instance keeps recording, as after a
+ *                               failed merge).
  * Numbers accept decimal or 0x-hex; bad values exit 2.
  *
- * Errors print a message and then "Error code: 0x%08x" to stderr. Real wpr
- * exits with the HRESULT; Linux exit statuses are 8 bits, so we map:
+ * Errors print tab-indented lines to stderr: the message, "Profile Id: ..."
+ * for -start, "Error code: 0x%08x", and the message again, like wpr. Real wpr
+ * exits with the HRESULT, and so does fake_wpr.exe on Windows. Linux exit
+ * statuses are 8 bits, so there the codes are mapped:
  *   0 success
- *   1 generic: 0x80070057 (bad arguments), 0x80070002 (ETL source missing),
- *     0x80070003 (output directory missing), any other HRESULT
+ *   1 any other HRESULT (0xc5600602 bad syntax, 0x80070002 file missing, ...)
  *   2 fake misconfigured (state dir missing, bad knob value, state I/O error)
  *   3 0xc5583001 already running        4 0xc5583000 not running
- *   5 0xc5580701 invalid profile        6 0x800705aa too many instances
+ *   5 0xc5580701 invalid profile        6 0x800705aa too many sessions
  * "-status" of a non-running instance prints "WPR is not recording", exit 0.
  */
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -74,23 +77,56 @@
 #include <thread>
 #include <vector>
 
+namespace fs = std::filesystem;
+
 namespace {
 
-constexpr char kDefaultInstance[] = "WPR_initiated_WprApp_WPR System Collector";
+constexpr char kDefaultInstance[] = "WprApp";
 constexpr uint32_t kNotRunning = 0xc5583000;
 constexpr uint32_t kAlreadyRunning = 0xc5583001;
 constexpr uint32_t kInvalidProfile = 0xc5580701;
 constexpr uint32_t kNoResources = 0x800705aa;
-constexpr uint32_t kInvalidArg = 0x80070057;
+constexpr uint32_t kInvalidSyntax = 0xc5600602;
 constexpr uint32_t kFileNotFound = 0x80070002;
 constexpr uint32_t kPathNotFound = 0x80070003;
 constexpr uint32_t kFail = 0x80004005;
 constexpr char kUsage[] =
-    "Usage: wpr -start <profile> [-filemode] [-instancename N] [-recordtempto "
-    "DIR] | -stop <file.etl> [description] [-skipPdbGen] | -cancel | -status "
-    "| -profiles";
+    "Usage: wpr -start <profile> [-filemode] [-recordtempto DIR] "
+    "[-instancename N] | -stop <file.etl> [description] [-skipPdbGen] "
+    "[-instancename N] | -cancel | -status | -profiles";
 
-std::string g_state_dir;
+// wpr's words for the HRESULTs it reports (tests/tools/README.md has the
+// sources).
+std::string MessageFor(uint32_t hr) {
+  static const std::map<uint32_t, std::string> kText = {
+      {kNotRunning, "There are no trace profiles running."},
+      {kAlreadyRunning, "The profiles are already running."},
+      {kInvalidProfile, "The schema for the profile file is not valid."},
+      {kNoResources,
+       "Insufficient system resources exist to complete the requested "
+       "service."},
+      {kInvalidSyntax, "Invalid command syntax."},
+      {0xc5585011, "Failed to enable the policy to profile system performance."},
+      {0xc5580612, "An Event session cannot be started without any providers."},
+      {0x80010106, "Cannot change thread mode after it is set."},
+      {0x80071069,
+       "The instance name passed was not recognized as valid by a WMI data "
+       "provider."},
+      {0x80070070, "There is not enough space on the disk."},
+      {kFileNotFound, "The system cannot find the file specified."},
+      {kPathNotFound, "The system cannot find the path specified."},
+      {0x80070005, "Access is denied."},
+  };
+  auto it = kText.find(hr);
+  return it == kText.end() ? "The operation failed." : it->second;
+}
+
+// Paths arrive as UTF-8 (environment, argv).
+fs::path U8(const std::string& s) {
+  return fs::path(std::u8string(s.begin(), s.end()));
+}
+
+fs::path g_state_dir;
 std::map<std::string, std::string> g_control;
 
 [[noreturn]] void Fatal(const std::string& msg) {
@@ -98,15 +134,32 @@ std::map<std::string, std::string> g_control;
   std::exit(2);
 }
 
-[[noreturn]] void Fail(const std::string& msg, uint32_t hr) {
+[[noreturn]] void ExitWithHresult(uint32_t hr) {
   std::fflush(stdout);
-  std::fprintf(stderr, "%s\nError code: 0x%08x\n", msg.c_str(), hr);
+  std::fflush(stderr);
+#ifdef _WIN32
+  std::exit(static_cast<int>(hr));  // The process exit code is the HRESULT.
+#else
   const std::map<uint32_t, int> codes = {{kAlreadyRunning, 3},
                                          {kNotRunning, 4},
                                          {kInvalidProfile, 5},
                                          {kNoResources, 6}};
   auto it = codes.find(hr);
   std::exit(it == codes.end() ? 1 : it->second);
+#endif
+}
+
+[[noreturn]] void Fail(uint32_t hr, const std::string& profile_ids = "",
+                       const std::string& detail = "") {
+  std::fflush(stdout);
+  const std::string msg = MessageFor(hr);
+  std::fprintf(stderr, "\n\t%s\n", msg.c_str());
+  if (!detail.empty()) std::fprintf(stderr, "\t%s\n", detail.c_str());
+  if (!profile_ids.empty()) {
+    std::fprintf(stderr, "\tProfile Id: %s\n", profile_ids.c_str());
+  }
+  std::fprintf(stderr, "\tError code: 0x%08x\n\t%s\n", hr, msg.c_str());
+  ExitWithHresult(hr);
 }
 
 void Say(const std::string& line) {
@@ -126,7 +179,7 @@ std::string Trim(const std::string& s) {
 }
 
 void LoadControlFile() {
-  std::ifstream in(g_state_dir + "/control.env");
+  std::ifstream in(g_state_dir / "control.env");
   std::string line;
   while (std::getline(in, line)) {
     line = Trim(line);
@@ -155,49 +208,69 @@ uint64_t NumberSetting(const std::string& key, uint64_t max) {
   return n;
 }
 
-void MaybeSleep(const std::string& key) {
+void MaybeSleep(const std::string& key, bool progress = false) {
   uint64_t ms = NumberSetting(key, 0xffffffff);
   if (ms == 0) return;
+#ifndef _WIN32
   bool ignore = Setting("FAKE_WPR_IGNORE_SIGTERM").value_or("0") == "1";
-  if (ignore) signal(SIGTERM, SIG_IGN);
-  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  if (ignore) signal(SIGTERM, SIG_DFL);
+  if (ignore) std::signal(SIGTERM, SIG_IGN);
+#endif
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  int percent = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    std::this_thread::sleep_for(
+        std::min(left, std::chrono::milliseconds(1000)));
+    if (progress && percent < 90) {
+      percent += 10;
+      Say("  " + std::to_string(percent) + "%  [" +
+          std::string(static_cast<size_t>(percent * 6 / 10), '>') +
+          std::string(static_cast<size_t>(60 - percent * 6 / 10), ' ') + "]");
+    }
+  }
+#ifndef _WIN32
+  if (ignore) std::signal(SIGTERM, SIG_DFL);
+#endif
 }
 
 void LogCall(int argc, char** argv) {
   std::string line;
-  for (int i = 1; i < argc; ++i)
-    line += (i > 1 ? " " : "") + std::string(argv[i]);
+  for (int i = 1; i < argc; ++i) {
+    if (i > 1) line += ' ';
+    line += argv[i];
+  }
   line += '\n';
-  int fd = open((g_state_dir + "/calls.log").c_str(),
-                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || write(fd, line.data(), line.size()) != (ssize_t)line.size()) {
+  // One write of the whole line in append mode (the stream flushes once, at
+  // close): concurrent invocations append whole lines.
+  std::ofstream f(g_state_dir / "calls.log", std::ios::app | std::ios::binary);
+  if (!(f << line).flush()) {
     Fatal("cannot append to calls.log: " + std::string(std::strerror(errno)));
   }
-  close(fd);
 }
 
-std::string InstancesDir() { return g_state_dir + "/instances"; }
+fs::path InstancesDir() { return g_state_dir / "instances"; }
 
-std::string InstancePath(const std::string& name) {
+fs::path InstanceDir(const std::string& name) {
   std::string out;
-  for (size_t i = 0; i < name.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(name[i]);
-    if (c == '/' || c == '%' || c < 0x20 || c == 0x7f || (i == 0 && c == '.')) {
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '.' || c == '_' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
       char buf[4];
       std::snprintf(buf, sizeof(buf), "%%%02X", c);
       out += buf;
-    } else {
-      out += static_cast<char>(c);
     }
   }
-  return InstancesDir() + "/" + out;
+  if (out == "." || out == "..") out = "%2E" + out.substr(1);
+  return InstancesDir() / out;
 }
 
-// Returns the instance file's key/value lines, or nullopt if not running.
+// Returns the instance's key/value lines, or nullopt if not running.
 std::optional<std::multimap<std::string, std::string>> ReadInstance(
     const std::string& name) {
-  std::ifstream in(InstancePath(name));
+  std::ifstream in(InstanceDir(name) / "info");
   if (!in) return std::nullopt;
   std::multimap<std::string, std::string> kv;
   std::string line;
@@ -209,14 +282,42 @@ std::optional<std::multimap<std::string, std::string>> ReadInstance(
   return kv;
 }
 
+void RemoveInstance(const std::string& name) {
+  std::error_code ec;
+  fs::remove_all(InstanceDir(name), ec);
+}
+
 int CountInstances() {
-  DIR* d = opendir(InstancesDir().c_str());
-  if (d == nullptr) Fatal("cannot list " + InstancesDir());
+  std::error_code ec;
   int n = 0;
-  while (dirent* e = readdir(d)) n += (e->d_name[0] != '.');
-  closedir(d);
+  for (auto it = fs::directory_iterator(InstancesDir(), ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    n += it->path().filename().string().rfind(".lock", 0) != 0;
+  }
+  if (ec) Fatal("cannot list " + InstancesDir().string());
   return n;
 }
+
+// A lock shared by every fake_wpr process: a directory that exists while
+// held (mkdir is atomic on every OS). Held only for a count-and-create.
+class StateLock {
+ public:
+  StateLock() : path_(InstancesDir() / ".lock") {
+    for (int i = 0; i < 2000; ++i) {
+      std::error_code ec;
+      if (fs::create_directory(path_, ec)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    Fatal("cannot take " + path_.string() + " (stale? remove it)");
+  }
+  ~StateLock() {
+    std::error_code ec;
+    fs::remove(path_, ec);
+  }
+
+ private:
+  fs::path path_;
+};
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -229,6 +330,7 @@ struct Args {
   std::vector<std::string> profiles;
   std::string out_path;
   std::vector<std::string> description;
+  std::vector<std::string> status_details;  // profiles, collectors
   std::optional<std::string> instance;
   std::optional<std::string> record_temp_to;
   bool file_mode = false;
@@ -236,7 +338,9 @@ struct Args {
 };
 
 [[noreturn]] void Usage(const std::string& why) {
-  Fail("Invalid command syntax: " + why + "\n" + kUsage, kInvalidArg);
+  std::fflush(stdout);
+  Say(kUsage);
+  Fail(kInvalidSyntax, "", why);
 }
 
 Args Parse(int argc, char** argv) {
@@ -262,13 +366,23 @@ Args Parse(int argc, char** argv) {
       a.out_path = value(i, opt);
       while (i + 1 < argc && argv[i + 1][0] != '-')
         a.description.push_back(argv[++i]);
-    } else if (opt == "-cancel" || opt == "-status" || opt == "-profiles") {
+    } else if (opt == "-status") {
+      set_action("status");
+      while (i + 1 < argc && argv[i + 1][0] != '-') {
+        std::string d = Lower(argv[++i]);
+        if (d != "profiles" && d != "collectors" && d != "details") {
+          Usage("Invalid option: " + d);
+        }
+        a.status_details.push_back(d);
+      }
+    } else if (opt == "-cancel" || opt == "-profiles") {
       set_action(opt.substr(1));
     } else if (opt == "-help" || opt == "-?") {
       set_action("help");
     } else if (opt == "-instancename") {
       if (a.instance) Usage("-instancename given twice");
       a.instance = value(i, opt);
+      if (i != argc - 1) Usage("-instancename must be the last parameter");
     } else if (opt == "-recordtempto") {
       if (a.record_temp_to) Usage("-recordtempto given twice");
       a.record_temp_to = value(i, opt);
@@ -276,8 +390,10 @@ Args Parse(int argc, char** argv) {
       a.file_mode = true;
     } else if (opt == "-skippdbgen") {
       a.skip_pdb_gen = true;
+    } else if (opt == "-compress") {
+      if (a.action != "stop") Usage("-compress needs -stop");
     } else {
-      Usage("unknown argument '" + std::string(argv[i]) + "'");
+      Usage("Invalid option: " + std::string(argv[i]));
     }
   }
   if (a.action.empty()) Usage("no command given");
@@ -291,107 +407,103 @@ Args Parse(int argc, char** argv) {
   return a;
 }
 
+// "GeneralProfile.Verbose.File, Labtrace.Verbose.File": what wpr prints as
+// "Profile Id" for the profiles of a -start.
+std::string ProfileIds(const Args& a) {
+  std::string out;
+  for (const std::string& p : a.profiles) {
+    std::string name = p;
+    if (size_t bang = p.rfind('!'); bang != std::string::npos) {
+      name = p.substr(bang + 1);
+    }
+    if (name.find('.') == std::string::npos) name += ".Verbose";
+    out += (out.empty() ? "" : ", ") + name +
+           (a.file_mode ? ".File" : ".Memory");
+  }
+  return out;
+}
+
 void Start(const Args& a, const std::string& name) {
   for (const std::string& p : a.profiles) {
-    if (Lower(p).find("invalid") != std::string::npos) {
-      Fail("The schema for the profile file is not valid.", kInvalidProfile);
+    const std::string lower = Lower(p);
+    const size_t bang = p.rfind('!');
+    const std::string file = bang == std::string::npos ? p : p.substr(0, bang);
+    if (lower.find("invalid") != std::string::npos) {
+      Fail(kInvalidProfile, ProfileIds(a));
+    }
+    std::error_code ec;
+    if (Lower(file).size() > 5 &&
+        Lower(file).compare(Lower(file).size() - 5, 5, ".wprp") == 0 &&
+        !fs::is_regular_file(U8(file), ec)) {
+      Fail(kFileNotFound, ProfileIds(a), file);
     }
   }
   uint64_t hr = NumberSetting("FAKE_WPR_START_FAIL_HRESULT", 0xffffffff);
-  if (hr != 0) {
-    Fail("The trace profiles could not be started.", static_cast<uint32_t>(hr));
-  }
+  if (hr != 0) Fail(static_cast<uint32_t>(hr), ProfileIds(a));
   std::ostringstream body;
   body << "instance=" << name << "\n";
   for (const std::string& p : a.profiles) body << "profile=" << p << "\n";
   body << "mode=" << (a.file_mode ? "file" : "memory") << "\n"
        << "start_unix_ms=" << NowMs() << "\n"
-       << "recordtempto=" << a.record_temp_to.value_or("") << "\n"
-       << "starter_pid=" << getpid() << "\n";
-  std::string tmp = InstancesDir() + "/.tmp." + std::to_string(getpid());
-  if (!(std::ofstream(tmp) << body.str()).flush()) Fatal("cannot write " + tmp);
-  // Short global lock so the instance count check and creation are atomic.
-  int lock_fd = open((g_state_dir + "/instances.lock").c_str(),
-                     O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  struct flock fl = {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  int rc = -1;
-  while (lock_fd >= 0 && (rc = fcntl(lock_fd, F_SETLKW, &fl)) != 0 &&
-         errno == EINTR) {
-  }
-  if (rc != 0) Fatal("cannot lock instances.lock");
-  uint64_t max = NumberSetting("FAKE_WPR_MAX_INSTANCES", 0xffffffff);
-  bool exists = access(InstancePath(name).c_str(), F_OK) == 0;
-  if (!exists && Setting("FAKE_WPR_MAX_INSTANCES") &&
-      static_cast<uint64_t>(CountInstances()) >= max) {
-    unlink(tmp.c_str());
-    Fail(
-        "Insufficient system resources exist to complete the requested "
-        "service.",
-        kNoResources);
-  }
-  if (exists || link(tmp.c_str(), InstancePath(name).c_str()) != 0) {
-    int err = errno;
-    unlink(tmp.c_str());
-    if (exists || err == EEXIST) {
-      Fail("The event collector was already running.", kAlreadyRunning);
+       << "recordtempto=" << a.record_temp_to.value_or("") << "\n";
+  {
+    StateLock lock;
+    std::error_code ec;
+    const bool exists = fs::exists(InstanceDir(name), ec);
+    uint64_t max = NumberSetting("FAKE_WPR_MAX_INSTANCES", 0xffffffff);
+    if (!exists && Setting("FAKE_WPR_MAX_INSTANCES") &&
+        static_cast<uint64_t>(CountInstances()) >= max) {
+      Fail(kNoResources, ProfileIds(a));
     }
-    Fatal("cannot create instance file: " + std::string(std::strerror(err)));
+    if (exists || !fs::create_directory(InstanceDir(name), ec)) {
+      if (exists || !ec) Fail(kAlreadyRunning, ProfileIds(a));
+      Fatal("cannot create " + InstanceDir(name).string() + ": " +
+            ec.message());
+    }
+    if (!(std::ofstream(InstanceDir(name) / "info") << body.str()).flush()) {
+      Fatal("cannot write the instance file");
+    }
   }
-  unlink(tmp.c_str());
-  close(lock_fd);  // Releases the lock.
   MaybeSleep("FAKE_WPR_START_DELAY_MS");
-  Say("");
 }
 
 void Stop(const Args& a, const std::string& name) {
-  if (!ReadInstance(name)) {
-    Fail("There are no trace profiles running.", kNotRunning);
-  }
-  Say("Stopping trace profiles and merging ETL files...");
-  MaybeSleep("FAKE_WPR_STOP_DELAY_MS");
+  if (!ReadInstance(name)) Fail(kNotRunning);
+  Say("Press Ctrl+C to cancel the stop operation.");
+  Say("  0%  [" + std::string(60, ' ') + "]");
+  MaybeSleep("FAKE_WPR_STOP_DELAY_MS", /*progress=*/true);
   uint64_t hr = NumberSetting("FAKE_WPR_STOP_FAIL_HRESULT", 0xffffffff);
-  if (hr != 0) Fail("The trace could not be saved.", static_cast<uint32_t>(hr));
-  size_t slash = a.out_path.rfind('/');
-  std::string dir = slash == std::string::npos ? "."
-                    : slash == 0               ? "/"
-                                               : a.out_path.substr(0, slash);
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    Fail("The system cannot find the path specified.", kPathNotFound);
-  }
+  if (hr != 0) Fail(static_cast<uint32_t>(hr));
+  const fs::path out = U8(a.out_path);
+  std::error_code ec;
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : ".";
+  if (!fs::is_directory(dir, ec)) Fail(kPathNotFound, "", a.out_path);
   std::optional<std::string> src_path = Setting("FAKE_WPR_ETL_SOURCE");
-  std::ifstream in(src_path.value_or(""), std::ios::binary);
-  if (!src_path || stat(src_path->c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-      !in) {
-    Fail("The system cannot find the file specified. (FAKE_WPR_ETL_SOURCE)",
-         kFileNotFound);
+  if (!src_path || !fs::is_regular_file(U8(*src_path), ec)) {
+    Fail(kFileNotFound, "", "(FAKE_WPR_ETL_SOURCE)");
   }
-  std::string tmp = a.out_path + ".fakewpr.tmp";
-  bool ok;
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ok = out && (in.peek() == EOF || out << in.rdbuf()) && out.flush();
+  fs::path tmp = out;
+  tmp += ".fakewpr.tmp";
+  fs::copy_file(U8(*src_path), tmp,
+                fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(tmp, out, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    Fail(kFail, "", "The trace could not be saved: " + ec.message());
   }
-  if (!ok || rename(tmp.c_str(), a.out_path.c_str()) != 0) {
-    unlink(tmp.c_str());
-    Fail("The trace could not be saved.", kFail);
-  }
-  unlink(InstancePath(name).c_str());
+  RemoveInstance(name);
+  Say("  100%  [" + std::string(60, '>') + "]");
   Say("The trace was successfully saved.");
 }
 
 void Cancel(const std::string& name) {
-  if (!ReadInstance(name)) {
-    Fail("There are no trace profiles running.", kNotRunning);
-  }
+  if (!ReadInstance(name)) Fail(kNotRunning);
   MaybeSleep("FAKE_WPR_CANCEL_DELAY_MS");
-  unlink(InstancePath(name).c_str());
-  Say("The trace was cancelled.");
+  RemoveInstance(name);
 }
 
-void Status(const std::string& name) {
+void Status(const Args& a, const std::string& name) {
   auto kv = ReadInstance(name);
   if (!kv) {
     Say("WPR is not recording");
@@ -403,18 +515,26 @@ void Status(const std::string& name) {
   };
   long long secs = (NowMs() - std::atoll(get("start_unix_ms").c_str())) / 1000;
   secs = std::max(0LL, secs);
-  std::string profiles;
-  for (auto [it, end] = kv->equal_range("profile"); it != end; ++it) {
-    profiles += (profiles.empty() ? "" : ", ") + it->second;
-  }
   char hms[64];
   std::snprintf(hms, sizeof(hms), "%02lld:%02lld:%02lld", secs / 3600,
                 secs / 60 % 60, secs % 60);
-  Say("WPR is recording:\nInstance name           : " + name +
-      "\nTime since start        : " + hms + "\nElapsed seconds         : " +
-      std::to_string(secs) + "\nLogging mode            : " +
-      (get("mode") == "file" ? "File" : "Memory") +
-      "\nProfile(s) enabled      : " + profiles);
+  Say("WPR recording is in progress...\n");
+  Say(std::string("Time since start        : ") + hms);
+  Say("Dropped event           : 0");
+  Say(std::string("Logging mode            : ") +
+      (get("mode") == "file" ? "File" : "Memory"));
+  if (!get("recordtempto").empty()) {
+    Say("Temp Folder             : " + get("recordtempto"));
+  }
+  if (std::find(a.status_details.begin(), a.status_details.end(),
+                "profiles") != a.status_details.end()) {
+    std::string profiles;
+    for (auto [it, end] = kv->equal_range("profile"); it != end; ++it) {
+      profiles += (profiles.empty() ? "" : ", ") + it->second;
+    }
+    Say("\nRecording system activity using the following set of profiles:\n");
+    Say("Profile                 : " + profiles);
+  }
 }
 
 }  // namespace
@@ -425,12 +545,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fake_wpr: FAKE_WPR_STATE_DIR is not set\n");
     return 2;
   }
-  g_state_dir = state;
-  for (const std::string& dir : {g_state_dir, InstancesDir()}) {
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      Fatal("cannot create " + dir);
-    }
-  }
+  g_state_dir = U8(state);
+  std::error_code ec;
+  fs::create_directories(InstancesDir(), ec);
+  if (ec) Fatal("cannot create " + InstancesDir().string() + ": " + ec.message());
   LogCall(argc, argv);
   LoadControlFile();
   // Validate every numeric knob up front so misconfiguration always shows.
@@ -440,8 +558,9 @@ int main(int argc, char** argv) {
         "FAKE_WPR_START_FAIL_HRESULT", "FAKE_WPR_STOP_FAIL_HRESULT"}) {
     NumberSetting(k, 0xffffffff);
   }
-  Say("Microsoft Windows Performance Recorder Version 10.0.0 (fake_wpr)");
-  Say("Copyright (c) Microsoft Corporation. All rights reserved.\n");
+  Say("Microsoft Windows Performance Recorder Version 10.0.26100 "
+      "(CoreSystem; labtrace fake_wpr)");
+  Say("Copyright (c) 2024 Microsoft Corporation. All rights reserved.\n");
   Args a = Parse(argc, argv);
   std::string name = a.instance.value_or(kDefaultInstance);
   if (a.action == "start") {
@@ -451,7 +570,7 @@ int main(int argc, char** argv) {
   } else if (a.action == "cancel") {
     Cancel(name);
   } else if (a.action == "status") {
-    Status(name);
+    Status(a, name);
   } else if (a.action == "profiles") {
     Say("\tGeneralProfile\n\tCPU\n\tDiskIO\n\tFileIO\n\tHeap\n\tNetwork");
   } else {

@@ -1,28 +1,20 @@
-// POSIX implementation of common/file_util.h (open/fsync/rename). A Windows
-// port needs file_util_win.cc (FlushFileBuffers, MoveFileExW).
+// Portable part of common/file_util.h; the OS-specific operations are in
+// common/file_ops_{posix,win}.cc.
 
-#include <fcntl.h>
+#include "common/file_util.h"
+
 #include <openssl/evp.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/file_util.h"
+#include "common/file_ops.h"
 
 namespace labtrace {
 namespace {
-
-absl::Status ErrnoError(absl::string_view what, const std::filesystem::path& p,
-                        int err) {
-  return absl::InternalError(
-      absl::StrCat(what, " ", p.string(), ": ", std::strerror(err)));
-}
 
 struct EvpDeleter {
   void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
@@ -40,77 +32,81 @@ std::string ToHex(const unsigned char* d, unsigned int n) {
 
 }  // namespace
 
+std::filesystem::path PathFromUtf8(absl::string_view utf8) {
+  return std::filesystem::path(std::u8string(utf8.begin(), utf8.end()));
+}
+
+std::string PathToUtf8(const std::filesystem::path& path) {
+  const std::u8string u = path.u8string();
+  return std::string(u.begin(), u.end());
+}
+
 absl::Status WriteFileAtomically(const std::filesystem::path& path,
                                  absl::string_view contents) {
-  const std::filesystem::path tmp =
-      path.string() + absl::StrCat(".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("cannot create", tmp, errno);
-  std::size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoError("cannot write", tmp, err);
-    }
-    done += static_cast<std::size_t>(n);
+  std::string error;
+  if (!file_ops::ReplaceFileAtomically(
+          path, std::string_view(contents.data(), contents.size()), &error)) {
+    return absl::InternalError(error);
   }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return ErrnoError("cannot fsync", tmp, err);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoError("cannot rename into", path, err);
-  }
-  // Make the rename itself durable.
-  std::filesystem::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  return absl::OkStatus();
+}
+
+absl::Status FlushFile(const std::filesystem::path& path) {
+  std::string error;
+  if (!file_ops::FlushFile(path, &error)) return absl::InternalError(error);
+  return absl::OkStatus();
+}
+
+absl::Status CommitFile(const std::filesystem::path& from,
+                        const std::filesystem::path& to) {
+  std::string error;
+  if (!file_ops::FlushFile(from, &error) ||
+      !file_ops::RenameDurably(from, to, &error)) {
+    return absl::InternalError(error);
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError("cannot open", path, errno);
+  std::ifstream in(file_ops::OsPath(path), std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(path, ec);
+    return exists ? absl::PermissionDeniedError(absl::StrCat(
+                        "cannot open ", PathToUtf8(path), " for reading"))
+                  : absl::NotFoundError(absl::StrCat(
+                        "cannot open ", PathToUtf8(path), ": no such file"));
+  }
   std::string data((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
-  if (in.bad()) return ErrnoError("cannot read", path, errno);
+  if (in.bad()) {
+    return absl::InternalError(
+        absl::StrCat("cannot read ", PathToUtf8(path), ": I/O error"));
+  }
   return data;
 }
 
 absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("cannot open", path, errno);
+  std::ifstream in(file_ops::OsPath(path), std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open ", PathToUtf8(path), " to hash it"));
+  }
   std::unique_ptr<EVP_MD_CTX, EvpDeleter> ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    ::close(fd);
     return absl::InternalError("OpenSSL SHA-256 init failed");
   }
+  // Reads larger than the stream's buffer go straight to the OS.
   std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return ErrnoError("cannot read", path, err);
-    }
-    if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
   }
-  ::close(fd);
+  if (in.bad()) {
+    return absl::InternalError(
+        absl::StrCat("cannot read ", PathToUtf8(path), ": I/O error"));
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
@@ -157,31 +153,28 @@ bool IsSafeFileName(absl::string_view name) {
 }
 
 absl::StatusOr<std::uint64_t> FreeBytes(const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::space_info info = std::filesystem::space(path, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot read free space of ",
-                                            path.string(), ": ", ec.message()));
+  std::uint64_t bytes = 0;
+  std::string error;
+  if (!file_ops::FreeBytes(path, &bytes, &error)) {
+    return absl::InternalError(error);
   }
-  return static_cast<std::uint64_t>(info.available);
+  return bytes;
 }
 
 absl::Status EnsureDirectory(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create directory ",
-                                            dir.string(), ": ", ec.message()));
+  std::string error;
+  if (!file_ops::CreateDirectories(dir, &error)) {
+    return absl::InternalError(error);
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::uint64_t> FileSize(const std::filesystem::path& path) {
   std::error_code ec;
-  std::uintmax_t size = std::filesystem::file_size(path, ec);
+  std::uintmax_t size = std::filesystem::file_size(file_ops::OsPath(path), ec);
   if (ec) {
     return absl::NotFoundError(
-        absl::StrCat("cannot stat ", path.string(), ": ", ec.message()));
+        absl::StrCat("cannot stat ", PathToUtf8(path), ": ", ec.message()));
   }
   return static_cast<std::uint64_t>(size);
 }
