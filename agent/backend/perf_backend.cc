@@ -63,7 +63,7 @@ class PerfSession final : public BackendSession {
         process_.Wait(absl::ToChronoMilliseconds(config_.stop_timeout));
     if (!r) {
       subprocess::Result killed = process_.Kill(/*as_timeout=*/true);
-      return absl::DeadlineExceededError(absl::StrCat(
+      return absl::AbortedError(absl::StrCat(
           "perf (pid ", process_.pid(), ") did not finish its file within ",
           absl::FormatDuration(config_.stop_timeout),
           " after SIGINT and was killed; output: ", Tail(killed.output)));

@@ -46,7 +46,9 @@ class BackendSession {
 
   // Ends recording and returns the path of the finished trace file inside
   // work_dir. On failure the recording is torn down (cancelled or killed) as
-  // far as possible and the error says what happened.
+  // far as possible and the error says what happened. A tool that hangs past
+  // its timeout is ABORTED (never DEADLINE_EXCEEDED, which clients read as
+  // their own call's deadline).
   virtual absl::StatusOr<std::filesystem::path> Stop() = 0;
 
   // Ends recording without keeping a file.

@@ -65,7 +65,7 @@ class WprSession final : public BackendSession {
       // session slot; the stop process was already killed.
       subprocess::Result c = backend_->RunWpr(
           backend_->CancelArgv(request_.session_name), cfg.cancel_timeout);
-      return absl::DeadlineExceededError(absl::StrCat(
+      return absl::AbortedError(absl::StrCat(
           "wpr -stop (instance ", instance, ") did not finish within ",
           absl::FormatDuration(cfg.stop_timeout), " and was killed; output: ",
           OutputTail(r.output), "; then wpr -cancel ",
@@ -145,7 +145,7 @@ absl::Status WprResultToStatus(absl::string_view operation,
           ". Is the Windows Performance Toolkit installed? Set wpr.path in the "
           "agent config or --wpr-path"));
     case subprocess::Outcome::kTimedOut:
-      return absl::DeadlineExceededError(
+      return absl::AbortedError(
           absl::StrCat(what, " ", result.Describe(),
                        "; output: ", OutputTail(result.output)));
     case subprocess::Outcome::kSignaled:

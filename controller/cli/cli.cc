@@ -443,7 +443,18 @@ class Cli {
     if (json_) {
       *env_.out << j.dump(2) << "\n";
     } else {
-      *env_.out << table.Render();
+      *env_.out << table.Render() << std::flush;  // Before stderr's lines.
+      // The table cuts long messages; the tool's own words (wpr's output,
+      // HRESULTs) matter, so every failure is repeated whole below it.
+      for (const auto& r : results) {
+        if (r.outcome == HostOutcome::kOk) continue;
+        std::string why(r.status.message());
+        for (char& c : why) {
+          if (c == '\n' || c == '\r') c = ' ';
+        }
+        *env_.err << r.host.name << ": " << HostOutcomeName(r.outcome) << ": "
+                  << why << "\n";
+      }
       int ok = 0;
       for (HostOutcome o : outcomes) ok += o == HostOutcome::kOk;
       *env_.err << ok << "/" << outcomes.size() << " host(s) ok\n";

@@ -169,10 +169,10 @@ void PlanRunner::RunStep(const PlanStep& step, StepResult* result) {
     if (!h.error.empty()) absl::StrAppend(&line, ": ", Oneline(h.error));
     Log(line);
     if (!h.trace_error.empty()) {
-      const std::string w = absl::StrCat("warning: ", step.name, " on ", h.host,
-                                         ": ", Oneline(h.trace_error));
+      const std::string w =
+          absl::StrCat(step.name, " on ", h.host, ": ", Oneline(h.trace_error));
       result_.warnings.push_back(w);
-      Log(absl::StrCat("    ", w));
+      Log(absl::StrCat("    warning: ", w));
     }
   }
 }

@@ -5,6 +5,7 @@
 // lab plan whose steps run cmd.exe on the agent; curl talks to its REST
 // mirror. Skipped, with the reason, without wine or the cross build.
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -307,7 +308,7 @@ TEST_F(WindowsAgentTest, LabPlanEveryStepItsOwnEtlCollectedAndVerified) {
       ++logs;
     }
   }
-  EXPECT_EQ(etl, 4);
+  EXPECT_EQ(etl, 4) << r.out << r.err;
   EXPECT_EQ(logs, 4);
   EXPECT_EQ(steps_with_etl.size(), 4u);
   // The step's own output came back from cmd.exe.
@@ -417,6 +418,186 @@ TEST_F(WindowsAgentTest, CtrlCStopsActiveTracesAndKeepsTheirFiles) {
                     PathToUtf8(e.path().filename()).rfind("kept_", 0) == 0);
   }
   EXPECT_TRUE(kept);
+}
+
+// The agent as a Windows service under wine's Service Control Manager: install,
+// start, a stop that takes seconds (STOP_PENDING with an advancing checkpoint)
+// and keeps the active trace's file, a start that fails, uninstall. In a wine
+// prefix of its own, so its wineserver (kept alive with -p, as services need)
+// does not touch the other tests'.
+class WindowsServiceTest : public WindowsAgentTest {
+ protected:
+  void SetUp() override {
+    WindowsAgentTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    prefix_ = dir_->path() / "service-wineprefix";
+    ASSERT_EQ(std::system(("cp -a " + ShellQuote(LABTRACE_WINE_PREFIX) + " " +
+                           ShellQuote(prefix_.string()))
+                              .c_str()),
+              0);
+    svc_ = dir_->path() / "svc";
+    std::filesystem::create_directories(svc_ / "wpr");
+    // wine starts services with the system environment from the registry
+    // (not the caller's, nor the service's own Environment value): that is
+    // how fake_wpr.exe, run by the service, finds its state.
+    for (const std::string& kv :
+         {"FAKE_WPR_STATE_DIR=" + WinPath(svc_ / "wpr"),
+          "FAKE_WPR_ETL_SOURCE=" + WinPath(etl_)}) {
+      const std::size_t eq = kv.find('=');
+      ASSERT_TRUE(Wine({"reg", "add",
+                        "HKLM\\System\\CurrentControlSet\\Control\\Session "
+                        "Manager\\Environment",
+                        "/v", kv.substr(0, eq), "/d", kv.substr(eq + 1), "/f"})
+                      .ok());
+    }
+    // A fresh, persistent wineserver: services outlive our short commands.
+    Wineserver({"-k"});
+    Wineserver({"-p"});
+  }
+  void TearDown() override {
+    if (!prefix_.empty()) {
+      Wine({(kMingw / "agent" / "labtrace-agent.exe").string(), "service",
+            "uninstall"});
+      Wineserver({"-k"});
+    }
+  }
+
+  std::vector<std::string> Env() const {
+    std::vector<std::string> env = WineEnv();
+    env[0] = "WINEPREFIX=" + prefix_.string();
+    env.push_back("FAKE_WPR_STATE_DIR=" + WinPath(svc_ / "wpr"));
+    env.push_back("FAKE_WPR_ETL_SOURCE=" + WinPath(etl_));
+    return env;
+  }
+  subprocess::Result Wine(std::vector<std::string> args) const {
+    subprocess::Options o;
+    o.argv = {::labtrace::Wine()};
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    o.extra_env = Env();
+    o.timeout = std::chrono::seconds(120);
+    return subprocess::Run(o);
+  }
+  void Wineserver(std::vector<std::string> args) const {
+    subprocess::Options o;
+    o.argv = {subprocess::FindProgram("wineserver").empty()
+                  ? "/usr/lib/wine/wineserver64"
+                  : "wineserver"};
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    o.extra_env = Env();
+    o.timeout = std::chrono::seconds(60);
+    subprocess::Run(o);
+  }
+  // "RUNNING", "STOP_PENDING", ... and the checkpoint, from `sc query`.
+  std::pair<std::string, std::string> Query() const {
+    const std::string out = Wine({"sc", "query", "labtrace-agent"}).output;
+    auto field = [&out](const std::string& key) {
+      std::size_t p = out.find(key);
+      if (p == std::string::npos) return std::string();
+      p = out.find(':', p) + 1;
+      std::size_t e = out.find('\n', p);
+      std::string v = out.substr(p, e - p);
+      v.erase(0, v.find_first_not_of(" \t0123456789"));
+      while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
+      return v;
+    };
+    return {field("STATE"), field("CHECKPOINT")};
+  }
+  subprocess::Result Install(const std::string& listen) const {
+    const auto cfg = svc_ / "agent.yaml";
+    testing::WriteTextFile(cfg, ConfigYaml(svc_ / PathFromUtf8("data \xc3\xbc")));
+    return Wine({(kMingw / "agent" / "labtrace-agent.exe").string(), "service",
+                 "install", "--config", WinPath(cfg), "--listen", listen,
+                 "--rest-listen", "off", "--port-file",
+                 WinPath(svc_ / "port")});
+  }
+
+  std::filesystem::path prefix_, svc_;
+};
+
+TEST_F(WindowsServiceTest, InstallStartSlowStopKeepsTheTraceUninstall) {
+  subprocess::Result in = Install("127.0.0.1:0");
+  ASSERT_TRUE(in.ok()) << in.Describe() << in.output;
+  EXPECT_THAT(in.output, HasSubstr("installed the Windows service"));
+  // wine's services.exe may start an auto-start service by itself.
+  Wine({"sc", "start", "labtrace-agent"});
+  int port = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        std::ifstream f(svc_ / "port");
+        return (f >> port) && port > 0;
+      },
+      std::chrono::seconds(60)))
+      << Query().first;
+  EXPECT_EQ(Query().first, "RUNNING");
+  testing::WriteTextFile(svc_ / "inv.yaml",
+                         "hosts:\n  - {name: svc, address: \"127.0.0.1:" +
+                             std::to_string(port) + "\"}\n");
+  subprocess::Options o;
+  o.argv = {testing::ControllerBinary(), "start", "in_service", "--profile",
+            "general", "--inventory", (svc_ / "inv.yaml").string()};
+  o.timeout = std::chrono::seconds(60);
+  subprocess::Result started = subprocess::Run(o);
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+
+  // A stop of the service must wait for wpr -stop (6 s here).
+  testing::WriteTextFile(svc_ / "wpr" / "control.env",
+                         "FAKE_WPR_STOP_DELAY_MS=6000\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  subprocess::Result stop = Wine({"sc", "stop", "labtrace-agent"});
+  std::set<std::string> checkpoints;
+  std::string state;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+    auto [st, cp] = Query();
+    state = st;
+    if (state == "STOP_PENDING") checkpoints.insert(cp);
+    if (state == "STOPPED") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  EXPECT_EQ(state, "STOPPED") << stop.output;
+  EXPECT_GE(took, std::chrono::seconds(5));
+  // The host re-reported STOP_PENDING with a new checkpoint while waiting.
+  EXPECT_GE(checkpoints.size(), 2u) << ::testing::PrintToString(checkpoints);
+  bool kept = false;
+  for (const auto& e : std::filesystem::directory_iterator(
+           svc_ / PathFromUtf8("data \xc3\xbc") / "artifacts")) {
+    kept = kept || PathToUtf8(e.path().filename()).rfind("in_service_", 0) == 0;
+  }
+  EXPECT_TRUE(kept) << "the active trace's file was not kept";
+  std::printf("[ figures ] service stop under wine with a 6 s wpr -stop: %lld "
+              "ms, %zu STOP_PENDING checkpoints seen\n",
+              static_cast<long long>(took.count()), checkpoints.size());
+
+  subprocess::Result un = Wine({(kMingw / "agent" / "labtrace-agent.exe").string(),
+                                "service", "uninstall"});
+  EXPECT_TRUE(un.ok()) << un.output;
+  EXPECT_THAT(un.output, HasSubstr("deleted service labtrace-agent"));
+  EXPECT_EQ(Query().first, "");
+}
+
+TEST_F(WindowsServiceTest, FailedStartIsReportedToTheScm) {
+  // Another process holds the port: the agent cannot listen.
+  WineAgent holder(dir_->path() / "holder", ConfigYaml(dir_->path() / "hd"),
+                   WindowsAgentTest::Env());
+  std::string error;
+  ASSERT_TRUE(holder.Start(&error)) << error;
+  subprocess::Result in = Install(holder.address());
+  ASSERT_TRUE(in.ok()) << in.output;
+  Wine({"sc", "start", "labtrace-agent"});
+  std::string state;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        state = Query().first;
+        return state == "STOPPED";
+      },
+      std::chrono::seconds(60)))
+      << state;
+  const std::string q = Wine({"sc", "query", "labtrace-agent"}).output;
+  EXPECT_THAT(q, HasSubstr("1066"));  // ERROR_SERVICE_SPECIFIC_ERROR
+  EXPECT_THAT(testing::ReadTextFile(svc_ / PathFromUtf8("data \xc3\xbc") /
+                                    "agent.log"),
+              HasSubstr("cannot listen on " + holder.address()));
 }
 
 }  // namespace

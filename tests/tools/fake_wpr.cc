@@ -77,6 +77,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/console.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -124,6 +126,20 @@ std::string MessageFor(uint32_t hr) {
 // Paths arrive as UTF-8 (environment, argv).
 fs::path U8(const std::string& s) {
   return fs::path(std::u8string(s.begin(), s.end()));
+}
+
+// An environment variable as UTF-8 ("" if unset): on Windows from the wide
+// environment, so paths outside the ANSI code page survive.
+std::string EnvUtf8(const std::string& name) {
+#ifdef _WIN32
+  const wchar_t* v = _wgetenv(fs::path(U8(name)).c_str());
+  if (v == nullptr) return "";
+  const std::u8string u = fs::path(v).u8string();
+  return std::string(u.begin(), u.end());
+#else
+  const char* v = std::getenv(name.c_str());
+  return v == nullptr ? "" : v;
+#endif
 }
 
 fs::path g_state_dir;
@@ -191,8 +207,7 @@ void LoadControlFile() {
 
 std::optional<std::string> Setting(const std::string& key) {
   auto it = g_control.find(key);
-  const char* env = std::getenv(key.c_str());
-  std::string v = it != g_control.end() ? it->second : env ? env : "";
+  std::string v = it != g_control.end() ? it->second : EnvUtf8(key);
   return v.empty() ? std::nullopt : std::optional<std::string>(v);
 }
 
@@ -539,9 +554,18 @@ void Status(const Args& a, const std::string& name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const char* state = std::getenv("FAKE_WPR_STATE_DIR");
-  if (state == nullptr || *state == '\0') {
+int main(int argc_ansi, char** argv_ansi) {
+  // Like wpr.exe, a Unicode program: on Windows the arguments come from the
+  // wide command line (argv is in the ANSI code page).
+  const std::vector<std::string> args =
+      labtrace::console::Utf8Arguments(argc_ansi, argv_ansi);
+  std::vector<char*> argv_utf8;
+  for (const std::string& a : args) argv_utf8.push_back(const_cast<char*>(a.c_str()));
+  argv_utf8.push_back(nullptr);
+  const int argc = static_cast<int>(args.size());
+  char** argv = argv_utf8.data();
+  const std::string state = EnvUtf8("FAKE_WPR_STATE_DIR");
+  if (state.empty()) {
     std::fprintf(stderr, "fake_wpr: FAKE_WPR_STATE_DIR is not set\n");
     return 2;
   }
