@@ -4,12 +4,6 @@
 // control handler on a new thread for every event, so a second Ctrl-C is seen
 // while the first is handled.
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
 #include <windows.h>
 // shellapi.h needs windows.h first.
 #include <io.h>

@@ -1,11 +1,5 @@
 // Windows implementation of common/etw_sessions.h on QueryAllTracesW.
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
 #include <windows.h>
 // evntrace.h needs windows.h (and wmistr.h through it) first.
 #include <evntrace.h>

@@ -42,6 +42,21 @@ bool RenameDurably(const std::filesystem::path& from,
 bool FreeBytes(const std::filesystem::path& path, std::uint64_t* bytes,
                std::string* error);
 
+// Appends `data` to `path` in one write, creating the file if needed,
+// readable and writable by its owner only (POSIX mode 0600). For logs that
+// must not be read by every user (the audit log).
+bool AppendPrivate(const std::filesystem::path& path, std::string_view data,
+                   std::string* error);
+
+// Restricts an existing file to its owner (POSIX: chmod 0600; Windows: no
+// change, the data dir's ACL applies). For artifacts, which hold process
+// names, paths and stacks.
+bool MakePrivate(const std::filesystem::path& path, std::string* error);
+
+// True if every user of the machine may read `path` (POSIX: the "other"
+// read bit; Windows: false). Used to warn about keys and configs.
+bool IsWorldReadable(const std::filesystem::path& path);
+
 // Creates `dir` and its missing parents.
 bool CreateDirectories(const std::filesystem::path& dir, std::string* error);
 

@@ -1,6 +1,7 @@
 // POSIX implementation of common/file_ops.h.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -30,6 +31,20 @@ void SyncParentDirectory(const std::filesystem::path& path) {
   }
 }
 
+// Writes all of `data`; 0 or the errno of the write that failed.
+int WriteAll(int fd, std::string_view data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
 }  // namespace
 
 bool ReplaceFileAtomically(const std::filesystem::path& path,
@@ -37,17 +52,10 @@ bool ReplaceFileAtomically(const std::filesystem::path& path,
   const std::filesystem::path tmp = TempNameBeside(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Fail(error, "cannot create", tmp, errno);
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Fail(error, "cannot write", tmp, err);
-    }
-    done += static_cast<std::size_t>(n);
+  if (const int err = WriteAll(fd, data); err != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Fail(error, "cannot write", tmp, err);
   }
   if (::fsync(fd) != 0) {
     const int err = errno;
@@ -113,6 +121,30 @@ bool CreateDirectories(const std::filesystem::path& dir, std::string* error) {
 
 std::filesystem::path OsPath(const std::filesystem::path& path) {
   return path;
+}
+
+bool AppendPrivate(const std::filesystem::path& path, std::string_view data,
+                   std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Fail(error, "cannot open", path, errno);
+  if (const int err = WriteAll(fd, data); err != 0) {
+    ::close(fd);
+    return Fail(error, "cannot append to", path, err);
+  }
+  if (::close(fd) != 0) return Fail(error, "cannot close", path, errno);
+  return true;
+}
+
+bool MakePrivate(const std::filesystem::path& path, std::string* error) {
+  if (::chmod(path.c_str(), 0600) != 0) {
+    return Fail(error, "cannot chmod", path, errno);
+  }
+  return true;
+}
+
+bool IsWorldReadable(const std::filesystem::path& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0;
 }
 
 }  // namespace labtrace::file_ops

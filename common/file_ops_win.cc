@@ -8,12 +8,6 @@
 // access denied for as long as it holds it; such failures are retried for
 // about a second before they are reported.
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
 #include <windows.h>
 
 #include <algorithm>
@@ -187,5 +181,34 @@ bool CreateDirectories(const std::filesystem::path& dir, std::string* error) {
 std::filesystem::path OsPath(const std::filesystem::path& path) {
   return std::filesystem::path(ExtendedPath(path));
 }
+
+bool AppendPrivate(const std::filesystem::path& path, std::string_view data,
+                   std::string* error) {
+  // FILE_APPEND_DATA without FILE_WRITE_DATA: every write goes to the end.
+  HANDLE h = CreateFileW(ExtendedPath(path).c_str(), FILE_APPEND_DATA,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr,
+                         OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) {
+    return Fail(error, "cannot open", path, GetLastError());
+  }
+  std::size_t done = 0;
+  while (done < data.size()) {
+    DWORD wrote = 0;
+    const DWORD want = static_cast<DWORD>(
+        std::min<std::size_t>(data.size() - done, 1u << 30));
+    if (!WriteFile(h, data.data() + done, want, &wrote, nullptr)) {
+      const DWORD code = GetLastError();
+      CloseHandle(h);
+      return Fail(error, "cannot append to", path, code);
+    }
+    done += wrote;
+  }
+  CloseHandle(h);
+  return true;
+}
+
+bool MakePrivate(const std::filesystem::path&, std::string*) { return true; }
+
+bool IsWorldReadable(const std::filesystem::path&) { return false; }
 
 }  // namespace labtrace::file_ops

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 
 namespace labtrace::perf {
 namespace {
@@ -102,6 +103,81 @@ PerfDataSummary SummarizePerfData(etl::ByteSource& source) {
         "lower frequency)");
   }
   return s;
+}
+
+bool RepairPerfData(const std::filesystem::path& path, std::string* note,
+                    std::string* error) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  if (!f) {
+    *error = "cannot open the file";
+    return false;
+  }
+  f.seekg(0, std::ios::end);
+  const std::uint64_t file_size = static_cast<std::uint64_t>(f.tellg());
+  unsigned char h[kHeaderSize];
+  f.seekg(0);
+  if (file_size < kHeaderSize ||
+      !f.read(reinterpret_cast<char*>(h), kHeaderSize)) {
+    *error = "shorter than a perf.data header";
+    return false;
+  }
+  if (std::memcmp(h, "PERFILE2", 8) != 0 || U64(h + 8) != kHeaderSize) {
+    *error = "not a perf.data file (no PERFILE2 header)";
+    return false;
+  }
+  const std::uint64_t data_offset = U64(h + 40);
+  const std::uint64_t data_size = U64(h + 48);
+  if (data_offset < kHeaderSize || data_offset > file_size) {
+    *error = "the header's data offset is outside the file";
+    return false;
+  }
+  if (data_size != 0 && data_size <= file_size - data_offset) {
+    *note = "perf had finished the file";
+    return true;
+  }
+  // Walk the records from the data offset to the end of the file.
+  std::uint64_t pos = data_offset;
+  std::uint64_t records = 0;
+  unsigned char rh[8];
+  while (pos + 8 <= file_size) {
+    f.seekg(static_cast<std::streamoff>(pos));
+    if (!f.read(reinterpret_cast<char*>(rh), 8)) break;
+    const std::uint16_t size = static_cast<std::uint16_t>(rh[6] | (rh[7] << 8));
+    const std::uint32_t type =
+        static_cast<std::uint32_t>(rh[0] | (rh[1] << 8) | (rh[2] << 16) |
+                                   (static_cast<std::uint32_t>(rh[3]) << 24));
+    // Record types are small numbers (user types start at 64); anything else
+    // is a torn write.
+    if (size < 8 || type == 0 || type > 0xffff || pos + size > file_size) break;
+    pos += size;
+    ++records;
+  }
+  if (records == 0) {
+    *error = "no complete record after the header";
+    return false;
+  }
+  const std::uint64_t new_size = pos - data_offset;
+  unsigned char patch[8];
+  for (int i = 0; i < 8; ++i) patch[i] = static_cast<unsigned char>(new_size >> (8 * i));
+  f.clear();
+  f.seekp(48);
+  f.write(reinterpret_cast<const char*>(patch), 8);
+  // adds_features bitmap (bytes 72..103): none of them were written.
+  const char zeros[32] = {};
+  f.seekp(72);
+  f.write(zeros, sizeof(zeros));
+  f.flush();
+  if (!f) {
+    *error = "cannot write the repaired header";
+    return false;
+  }
+  f.close();
+  std::error_code ec;
+  if (pos < file_size) std::filesystem::resize_file(path, pos, ec);
+  *note = "perf did not finish the file; its header was rebuilt from " +
+          std::to_string(records) + " complete records (" +
+          std::to_string(file_size - pos) + " bytes of a torn record cut)";
+  return true;
 }
 
 }  // namespace labtrace::perf

@@ -8,6 +8,7 @@
 #define LABTRACE_COMMON_PERF_DATA_H_
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,17 @@ struct PerfDataSummary {
 };
 
 PerfDataSummary SummarizePerfData(etl::ByteSource& source);
+
+// Makes a perf.data file whose writer was killed readable again: perf writes
+// its header at the start with an empty data section and fills it in only
+// when it finishes. This walks the records after the header's data offset,
+// stops at the first incomplete one, writes that length into the header,
+// clears the feature bits (the feature sections were never written) and cuts
+// the incomplete tail. True and *note ("... from N records") on success;
+// false and *error if the file is not a perf.data file or has no complete
+// record. A file that is already whole is left as it is (*note says so).
+bool RepairPerfData(const std::filesystem::path& path, std::string* note,
+                    std::string* error);
 
 }  // namespace labtrace::perf
 

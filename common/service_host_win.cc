@@ -2,12 +2,6 @@
 // Manager API. One service per process (SERVICE_WIN32_OWN_PROCESS); the
 // SCM's dispatcher thread is the thread that called Run().
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
 #include <windows.h>
 
 #include <atomic>

@@ -14,7 +14,14 @@
 //    the child's process group (POSIX) or job (Windows) and reaps it.
 //  - Output (stdout and stderr merged, in arrival order) is drained by a
 //    background thread so the child never blocks on a full pipe; only the
-//    last `output_cap` bytes are kept (the tail is what explains a failure).
+//    last `output_cap` bytes are kept in memory (the tail is what explains a
+//    failure), and with `output_path` all of it goes to a file as well.
+//  - Bounded: once the child has exited, its output is read for at most
+//    about two more seconds (a grandchild that left the process group and
+//    keeps writing cannot hold the caller).
+//  - POSIX: the child inherits no descriptor but stdin (/dev/null), stdout
+//    and stderr (close_range), so listening sockets and files of the caller
+//    never leak into perf, wpr or step commands.
 //  - Thread safety: Start/Wait/Kill/Interrupt are called by one owner thread;
 //    output() and running() may be called from any thread.
 //
@@ -58,8 +65,13 @@ struct Options {
   std::string working_dir;
   // For Run(): total time allowed; zero means no limit.
   std::chrono::milliseconds timeout{0};
-  // Keep at most this many bytes of output (the most recent ones).
+  // Keep at most this many bytes of output in memory (the most recent ones).
   std::size_t output_cap = 64 * 1024;
+  // If set (UTF-8 path), all output is also written to this file as it
+  // arrives (created or truncated); memory stays bounded by output_cap.
+  std::string output_path;
+  // If non-zero, the file stops at this many bytes (with a note saying so).
+  std::uint64_t output_file_cap = 0;
   // After a timeout or Kill(): time between the polite signal (SIGTERM) and
   // SIGKILL. On Windows the job is terminated at once.
   std::chrono::milliseconds kill_grace{2000};
@@ -73,6 +85,9 @@ struct Result {
   bool output_truncated = false;  // Bytes were dropped from the front.
   std::string error;  // kSpawnFailed: OS error text; otherwise empty.
   std::chrono::milliseconds elapsed{0};
+  std::uint64_t output_bytes = 0;  // Everything the child wrote.
+  // With Options::output_path: why the file is incomplete, if it is.
+  std::string output_file_error;
 
   bool ok() const { return outcome == Outcome::kExited && exit_code == 0; }
   // One line for logs and error messages: "exited with code 3",
@@ -129,6 +144,17 @@ std::string FindProgram(const std::string& name);
 
 // True if the process with this id exists (best effort; used by recovery).
 bool ProcessExists(std::int64_t pid);
+
+// An id of the process's start (POSIX: its start time in clock ticks since
+// boot; Windows: its creation time), or "" if there is no such process (or
+// it has exited and only waits for its parent to reap it). A
+// pid with the same start id is the same process: recovery uses it so that
+// it never kills a process that merely reused a pid.
+std::string ProcessStartId(std::int64_t pid);
+
+// Kills the process and, on POSIX, its process group (children started by
+// Process lead their group). For recovery of children a dead agent left.
+bool KillProcessTree(std::int64_t pid);
 
 }  // namespace labtrace::subprocess
 

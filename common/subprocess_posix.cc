@@ -16,9 +16,13 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
+#include "common/output_sink.h"
 #include "common/subprocess.h"
 
 extern char** environ;
@@ -42,52 +46,32 @@ int OpenPidfd(pid_t pid) {
 #endif
 }
 
+// Closes every descriptor in [first, last] (async-signal-safe: used
+// between fork and exec). close_range (Linux 5.9+), else one by one up to the
+// descriptor limit.
+void CloseFrom(unsigned first, unsigned last) {
+#ifdef SYS_close_range
+  if (::syscall(SYS_close_range, first, last, 0) == 0) return;
+#endif
+  long max = ::sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > (1 << 20)) max = 1 << 20;
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(max); ++fd) {
+    ::close(static_cast<int>(fd));
+  }
+}
+
 bool IsExecutableFile(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
          ::access(path.c_str(), X_OK) == 0;
 }
 
-// Appends to a bounded tail buffer.
-class TailBuffer {
- public:
-  explicit TailBuffer(std::size_t cap) : cap_(cap) {}
-  void Append(const char* data, std::size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (cap_ == 0) {
-      truncated_ = truncated_ || n > 0;
-      return;
-    }
-    if (n >= cap_) {
-      truncated_ = truncated_ || !buf_.empty() || n > cap_;
-      buf_.assign(data + (n - cap_), cap_);
-      return;
-    }
-    if (buf_.size() + n > cap_) {
-      buf_.erase(0, buf_.size() + n - cap_);
-      truncated_ = true;
-    }
-    buf_.append(data, n);
-  }
-  std::string Get(bool* truncated) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (truncated != nullptr) *truncated = truncated_;
-    return buf_;
-  }
-
- private:
-  const std::size_t cap_;
-  mutable std::mutex mu_;
-  std::string buf_;
-  bool truncated_ = false;
-};
-
 }  // namespace
 
 struct Process::Impl {
   pid_t pid = -1;
   int pidfd = -1;
-  std::unique_ptr<TailBuffer> output;
+  std::unique_ptr<OutputSink> output;
   std::thread reader;
   Clock::time_point started;
   std::chrono::milliseconds kill_grace{2000};
@@ -130,7 +114,11 @@ struct Process::Impl {
     ::kill(-pid, SIGKILL);
     child_gone.store(true);
     if (reader.joinable()) reader.join();
-    res.output = output->Get(&res.output_truncated);
+    output->Close();
+    res.output = output->Tail();
+    res.output_truncated = output->truncated();
+    res.output_bytes = output->total_bytes();
+    res.output_file_error = output->file_error();
     res.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         Clock::now() - started);
     result = std::move(res);
@@ -218,6 +206,12 @@ bool Process::Start(const Options& options, std::string* error) {
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
+  auto sink = std::make_unique<OutputSink>();
+  if (!sink->Reset(options.output_cap, options.output_path, error,
+                   options.output_file_cap)) {
+    return false;
+  }
+
   int out_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
     *error = ErrnoText("pipe2", errno);
@@ -255,6 +249,14 @@ bool Process::Start(const Options& options, std::string* error) {
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(out_pipe[1], STDERR_FILENO);
+    // Nothing else of ours leaks into the child: not the agent's listening
+    // sockets (some libraries accept without CLOEXEC), not its files. The
+    // exec-failure pipe is CLOEXEC and must stay open until exec.
+    const int keep = err_pipe[1];
+    if (keep > STDERR_FILENO + 1) {
+      CloseFrom(STDERR_FILENO + 1, static_cast<unsigned>(keep - 1));
+    }
+    CloseFrom(static_cast<unsigned>(keep + 1), ~0U);
     int child_errno = 0;
     if (cwd != nullptr && ::chdir(cwd) != 0) {
       child_errno = errno;
@@ -281,7 +283,7 @@ bool Process::Start(const Options& options, std::string* error) {
   impl->pid = pid;
   impl->started = Clock::now();
   impl->kill_grace = options.kill_grace;
-  impl->output = std::make_unique<TailBuffer>(options.output_cap);
+  impl->output = std::move(sink);
   if (n == static_cast<ssize_t>(sizeof(child_errno))) {
     // exec failed: reap the child and report.
     ::close(out_pipe[0]);
@@ -295,25 +297,34 @@ bool Process::Start(const Options& options, std::string* error) {
     return false;
   }
   impl->pidfd = OpenPidfd(pid);
-  TailBuffer* sink = impl->output.get();
+  OutputSink* out = impl->output.get();
   std::atomic<bool>* gone = &impl->child_gone;
   int fd = out_pipe[0];
-  impl->reader = std::thread([sink, gone, fd] {
-    char buf[16 * 1024];
-    int idle_polls_after_exit = 0;
+  impl->reader = std::thread([out, gone, fd] {
+    std::vector<char> buf(64 * 1024);
+    std::optional<Clock::time_point> drain_deadline;
     for (;;) {
+      if (!drain_deadline && gone->load()) {
+        // The child is reaped; its group was killed. Whatever still writes
+        // escaped the group (setsid): read what is there for at most ~2 s,
+        // then stop, even if it keeps writing.
+        drain_deadline = Clock::now() + std::chrono::seconds(2);
+      }
+      if (drain_deadline && Clock::now() >= *drain_deadline) break;
       pollfd pfd{fd, POLLIN, 0};
       int pr = ::poll(&pfd, 1, 100);
       if (pr < 0 && errno != EINTR) break;
       if (pr <= 0) {
-        // Nothing to read. Once the child is reaped, wait at most ~1 s for
-        // stragglers that escaped the process group, then stop.
-        if (gone->load() && ++idle_polls_after_exit > 10) break;
+        // Nothing to read: once the child is gone, silence ends it early.
+        if (drain_deadline &&
+            *drain_deadline - Clock::now() < std::chrono::milliseconds(1000)) {
+          break;
+        }
         continue;
       }
-      ssize_t r = ::read(fd, buf, sizeof(buf));
+      ssize_t r = ::read(fd, buf.data(), buf.size());
       if (r > 0) {
-        sink->Append(buf, static_cast<std::size_t>(r));
+        out->Append(buf.data(), static_cast<std::size_t>(r));
       } else if (r == 0 || errno != EINTR) {
         break;
       }
@@ -357,7 +368,7 @@ bool Process::running() const { return impl_ != nullptr && !impl_->reaped; }
 std::int64_t Process::pid() const { return impl_ == nullptr ? -1 : impl_->pid; }
 
 std::string Process::output() const {
-  return impl_ == nullptr ? std::string() : impl_->output->Get(nullptr);
+  return impl_ == nullptr ? std::string() : impl_->output->Tail();
 }
 
 Result Run(const Options& options) {
@@ -398,6 +409,37 @@ std::string FindProgram(const std::string& name) {
 bool ProcessExists(std::int64_t pid) {
   if (pid <= 0) return false;
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+std::string ProcessStartId(std::int64_t pid) {
+  if (pid <= 0) return "";
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return "";
+  // Field 22 (starttime); the command name (field 2) may hold spaces and
+  // parentheses, so count from the last ')'.
+  std::size_t p = stat.rfind(')');
+  if (p == std::string::npos) return "";
+  // Field 3, the state: a zombie has exited (its files are closed) and only
+  // waits for its parent; for recovery it is gone.
+  if (p + 2 < stat.size() && stat[p + 2] == 'Z') return "";
+  int field = 2;
+  std::size_t i = p + 1;
+  while (i < stat.size() && field < 22) {
+    while (i < stat.size() && stat[i] == ' ') ++i;
+    ++field;
+    if (field == 22) break;
+    while (i < stat.size() && stat[i] != ' ') ++i;
+  }
+  std::size_t e = stat.find(' ', i);
+  return stat.substr(i, e == std::string::npos ? std::string::npos : e - i);
+}
+
+bool KillProcessTree(std::int64_t pid) {
+  if (pid <= 0) return false;
+  const bool group = ::kill(static_cast<pid_t>(-pid), SIGKILL) == 0;
+  const bool single = ::kill(static_cast<pid_t>(pid), SIGKILL) == 0;
+  return group || single;
 }
 
 }  // namespace labtrace::subprocess

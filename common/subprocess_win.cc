@@ -32,12 +32,6 @@
 //    inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), so children started
 //    concurrently from other threads cannot hold each other's pipes open.
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
 #ifndef _WIN32_WINNT
 #define _WIN32_WINNT 0x0A00  // Windows 10: nested jobs, handle lists.
 #endif
@@ -57,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/output_sink.h"
 #include "common/subprocess.h"
 #include "common/subprocess_win_internal.h"
 
@@ -304,47 +299,9 @@ bool HasConsole() {
   return GetConsoleProcessList(&pid, 1) != 0;
 }
 
-// The last `cap` bytes of everything appended. Grows to at most twice the cap
-// between compactions, so appending is amortized O(1) per byte.
-class TailBuffer {
- public:
-  void Reset(std::size_t cap) {
-    std::lock_guard<std::mutex> lock(mu_);
-    cap_ = cap;
-    data_.clear();
-    dropped_ = false;
-  }
-
-  void Append(const char* bytes, std::size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    data_.append(bytes, n);
-    if (data_.size() > cap_ && data_.size() - cap_ > cap_) {
-      data_.erase(0, data_.size() - cap_);
-      dropped_ = true;
-    }
-  }
-
-  std::string Tail() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (data_.size() <= cap_) return data_;
-    return data_.substr(data_.size() - cap_);
-  }
-
-  bool truncated() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return dropped_ || data_.size() > cap_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::size_t cap_ = 0;
-  std::string data_;
-  bool dropped_ = false;
-};
-
 // Reads the pipe into `out` until end-of-file, an error, or `stop` is set.
 // The pipe is overlapped so that a read can be abandoned.
-void ReadPipe(HANDLE pipe, HANDLE stop, TailBuffer* out) {
+void ReadPipe(HANDLE pipe, HANDLE stop, OutputSink* out) {
   UniqueHandle io_done(CreateEventW(nullptr, TRUE, FALSE, nullptr));
   if (!io_done) return;
   std::vector<char> buffer(64 * 1024);
@@ -417,7 +374,7 @@ struct Process::Impl {
   UniqueHandle stop_reader;  // Set to make the reader give up.
   UniqueHandle reader_done;  // Set by the reader when it returns.
   std::thread reader;
-  TailBuffer output;
+  OutputSink output;
   DWORD pid = 0;
   bool started = false;
   std::atomic<bool> running{false};
@@ -522,7 +479,10 @@ bool Process::Impl::Start(const Options& options, std::string* error) {
                 CREATE_SUSPENDED | EXTENDED_STARTUPINFO_PRESENT;
   if (!HasConsole()) flags |= CREATE_NO_WINDOW;
 
-  output.Reset(options.output_cap);
+  if (!output.Reset(options.output_cap, options.output_path, error,
+                    options.output_file_cap)) {
+    return false;
+  }
   start_time = std::chrono::steady_clock::now();
   PROCESS_INFORMATION info{};
   const std::wstring application = Utf8ToWide(program);
@@ -608,8 +568,11 @@ Result Process::Impl::Finish(bool killed, bool as_timeout) {
     r.outcome = Outcome::kExited;
     r.exit_code = static_cast<int>(exit_code);
   }
+  output.Close();
   r.output = output.Tail();
   r.output_truncated = output.truncated();
+  r.output_bytes = output.total_bytes();
+  r.output_file_error = output.file_error();
   r.elapsed = std::chrono::duration_cast<milliseconds>(
       std::chrono::steady_clock::now() - start_time);
 
@@ -735,6 +698,27 @@ bool ProcessExists(std::int64_t pid) {
   }
   // STILL_ACTIVE may also be a real exit code (259): ask the handle.
   return WaitForSingleObject(process.get(), 0) == WAIT_TIMEOUT;
+}
+
+std::string ProcessStartId(std::int64_t pid) {
+  if (pid <= 0) return "";
+  UniqueHandle h(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE,
+                             static_cast<DWORD>(pid)));
+  if (!h) return "";
+  FILETIME created{}, exited{}, kernel{}, user{};
+  if (!GetProcessTimes(h.get(), &created, &exited, &kernel, &user)) return "";
+  const std::uint64_t t =
+      (static_cast<std::uint64_t>(created.dwHighDateTime) << 32) |
+      created.dwLowDateTime;
+  return std::to_string(t);
+}
+
+bool KillProcessTree(std::int64_t pid) {
+  if (pid <= 0) return false;
+  // Children of the agent lived in its job object (kill-on-close), so they
+  // died with it; this ends a single leftover process.
+  UniqueHandle h(OpenProcess(PROCESS_TERMINATE, FALSE, static_cast<DWORD>(pid)));
+  return h && TerminateProcess(h.get(), kTerminatedExitCode);
 }
 
 }  // namespace labtrace::subprocess

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -15,7 +16,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
+#include "common/perf_data.h"
 #include "common/subprocess.h"
 #include "spdlog/spdlog.h"
 
@@ -48,6 +51,9 @@ bool CleanPerfExit(const subprocess::Result& r) {
   return r.outcome == subprocess::Outcome::kSignaled && r.term_signal == SIGINT;
 }
 
+// One perf recording. A thread of its own owns the perf process (the
+// subprocess API wants one owner): it waits for perf, sends SIGINT or kills
+// it when asked, and reports an exit nobody asked for.
 class PerfSession final : public BackendSession {
  public:
   PerfSession(PerfConfig config, BackendStartRequest request,
@@ -55,35 +61,80 @@ class PerfSession final : public BackendSession {
       : config_(std::move(config)),
         request_(std::move(request)),
         out_(std::move(out)),
-        process_(std::move(process)) {}
+        pid_(process.pid()),
+        start_id_(subprocess::ProcessStartId(pid_)) {
+    owner_ = std::thread(
+        [this, p = std::move(process)]() mutable { Own(std::move(p)); });
+  }
+
+  ~PerfSession() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!result_) kill_ = true;  // Never leave perf running.
+    }
+    owner_.join();
+  }
+
+  void SetOnEnded(std::function<void(const std::string&)> on_ended) override {
+    absl::MutexLock lock(&mu_);
+    on_ended_ = std::move(on_ended);
+    if (result_ && !asked_ && !ended_reported_) {
+      ended_reported_ = true;  // Ended before anyone listened.
+      auto f = on_ended_;
+      const std::string why = EndedWords(*result_);
+      mu_.Unlock();
+      f(why);
+      mu_.Lock();
+    }
+  }
 
   absl::StatusOr<std::filesystem::path> Stop() override {
-    process_.Interrupt();
-    std::optional<subprocess::Result> r =
-        process_.Wait(absl::ToChronoMilliseconds(config_.stop_timeout));
-    if (!r) {
-      subprocess::Result killed = process_.Kill(/*as_timeout=*/true);
-      return absl::AbortedError(absl::StrCat(
-          "perf (pid ", process_.pid(), ") did not finish its file within ",
-          absl::FormatDuration(config_.stop_timeout),
-          " after SIGINT and was killed; output: ", Tail(killed.output)));
+    subprocess::Result r;
+    bool timed_out = false;
+    {
+      absl::MutexLock lock(&mu_);
+      asked_ = true;
+      interrupt_ = true;
+      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return result_.has_value();
+      };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&done), config_.stop_timeout)) {
+        kill_ = true;
+        timed_out = true;
+        mu_.Await(absl::Condition(&done));
+      }
+      r = *result_;
     }
-    if (!CleanPerfExit(*r)) {
+    if (timed_out) {
+      return absl::AbortedError(absl::StrCat(
+          "perf (pid ", pid_, ") did not finish its file within ",
+          absl::FormatDuration(config_.stop_timeout),
+          " after SIGINT and was killed; output: ", Tail(r.output)));
+    }
+    if (!CleanPerfExit(r)) {
       return absl::InternalError(
-          absl::StrCat("perf record ", r->Describe(), ": ", Tail(r->output)));
+          absl::StrCat("perf record ", r.Describe(), ": ", Tail(r.output)));
     }
     std::error_code ec;
     auto size = std::filesystem::file_size(out_, ec);
     if (ec || size == 0) {
       return absl::InternalError(
           absl::StrCat("perf record stopped but ", PathToUtf8(out_),
-                       " is missing or empty: ", Tail(r->output)));
+                       " is missing or empty: ", Tail(r.output)));
     }
     return out_;
   }
 
   absl::Status Cancel() override {
-    process_.Kill();
+    {
+      absl::MutexLock lock(&mu_);
+      asked_ = true;
+      kill_ = true;
+      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return result_.has_value();
+      };
+      mu_.Await(absl::Condition(&done));
+    }
     std::error_code ec;
     std::filesystem::remove(out_, ec);
     return absl::OkStatus();
@@ -96,16 +147,110 @@ class PerfSession final : public BackendSession {
     return ec ? 0 : static_cast<std::int64_t>(size);
   }
 
+  // "<pid> <start id> <output path>": recovery finds perf by pid and checks
+  // the start id, so a reused pid is never signalled.
   std::string RecoveryHandle() const override {
-    return absl::StrCat(process_.pid(), " ", PathToUtf8(out_));
+    return absl::StrCat(pid_, " ", start_id_.empty() ? "-" : start_id_, " ",
+                        PathToUtf8(out_));
   }
 
  private:
+  static std::string EndedWords(const subprocess::Result& r) {
+    return absl::StrCat("perf record ended on its own (", r.Describe(),
+                        "): ", Tail(r.output));
+  }
+
+  void Own(subprocess::Process process) {
+    bool interrupted = false;
+    for (;;) {
+      std::optional<subprocess::Result> r =
+          process.Wait(std::chrono::milliseconds(100));
+      if (!r) {
+        absl::MutexLock lock(&mu_);
+        if (kill_) {
+          r = process.Kill();
+        } else if (interrupt_ && !interrupted) {
+          mu_.Unlock();
+          process.Interrupt();
+          mu_.Lock();
+          interrupted = true;
+          continue;
+        } else {
+          continue;
+        }
+      }
+      std::function<void(const std::string&)> report;
+      std::string why;
+      {
+        absl::MutexLock lock(&mu_);
+        result_ = *r;
+        if (!asked_ && on_ended_ && !ended_reported_) {
+          ended_reported_ = true;
+          report = on_ended_;
+          why = EndedWords(*r);
+        }
+      }
+      if (report) report(why);
+      return;
+    }
+  }
+
   const PerfConfig config_;
   const BackendStartRequest request_;
   const std::filesystem::path out_;
-  subprocess::Process process_;
+  const std::int64_t pid_;
+  const std::string start_id_;
+  mutable absl::Mutex mu_;
+  bool interrupt_ ABSL_GUARDED_BY(mu_) = false;
+  bool kill_ ABSL_GUARDED_BY(mu_) = false;
+  bool asked_ ABSL_GUARDED_BY(mu_) = false;  // Stop or Cancel was called.
+  bool ended_reported_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<subprocess::Result> result_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> on_ended_ ABSL_GUARDED_BY(mu_);
+  std::thread owner_;
 };
+
+// argv of a running process (/proc/<pid>/cmdline), empty if gone.
+std::vector<std::string> ProcessArgv(std::int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline",
+                   std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+  std::vector<std::string> argv;
+  if (cmdline.empty()) return argv;
+  for (absl::string_view a : absl::StrSplit(cmdline, '\0')) {
+    argv.emplace_back(a);
+  }
+  if (!argv.empty() && argv.back().empty()) argv.pop_back();
+  return argv;
+}
+
+// True if `argv` is `perf record ... -o <out> ...` exactly.
+bool IsPerfRecordWriting(const std::vector<std::string>& argv,
+                         const std::string& out) {
+  if (argv.size() < 2 || argv[1] != "record") return false;
+  for (std::size_t i = 2; i + 1 < argv.size(); ++i) {
+    if (argv[i] == "-o" && argv[i + 1] == out) return true;
+  }
+  return false;
+}
+
+// Sends SIGINT to a perf that outlived the agent and waits (up to `wait`)
+// for it to finish its file; kills it if it does not.
+std::string StopStrayPerf(std::int64_t pid, const std::string& start_id,
+                          absl::Duration wait) {
+  ::kill(static_cast<pid_t>(pid), SIGINT);
+  const absl::Time deadline = absl::Now() + wait;
+  while (subprocess::ProcessStartId(pid) == start_id) {
+    if (absl::Now() >= deadline) {
+      subprocess::KillProcessTree(pid);
+      return absl::StrCat("perf (pid ", pid, ") did not finish within ",
+                          absl::FormatDuration(wait), " of SIGINT; killed");
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -131,7 +276,8 @@ absl::Status EnsureTracefs() {
       "mount -t tracefs nodev /sys/kernel/tracing"));
 }
 
-PerfBackend::PerfBackend(PerfConfig config) : config_(std::move(config)) {}
+PerfBackend::PerfBackend(PerfConfig config, std::filesystem::path work_root)
+    : config_(std::move(config)), work_root_(std::move(work_root)) {}
 
 absl::Status PerfBackend::CheckAvailable(std::string* detail) const {
   std::string path = subprocess::FindProgram(config_.path);
@@ -153,6 +299,10 @@ std::vector<std::string> PerfBackend::RecordArgv(
     argv.push_back("--overwrite");
     argv.push_back("-m");
     argv.push_back(std::to_string(config_.memory_mode_pages));
+  } else if (request.max_bytes > 0) {
+    // perf stops recording by itself at this size (and finishes the file).
+    argv.push_back("--max-size");
+    argv.push_back(absl::StrCat(std::max<std::uint64_t>(request.max_bytes / 1024, 1), "K"));
   }
   argv.insert(argv.end(), request.profile.args.begin(),
               request.profile.args.end());
@@ -200,29 +350,70 @@ absl::StatusOr<std::unique_ptr<BackendSession>> PerfBackend::Start(
       new PerfSession(config_, request, std::move(out), std::move(process)));
 }
 
-absl::Status PerfBackend::CleanupOrphan(const std::string& session_name,
-                                        const std::string& handle) {
-  // handle: "<pid> <output path>". Only kill a process that still is perf
-  // writing that file (the pid may have been reused).
-  std::pair<std::string, std::string> parts =
-      absl::StrSplit(handle, absl::MaxSplits(' ', 1));
+absl::StatusOr<Salvaged> PerfBackend::Salvage(const JournaledRecording& r) {
+  // handle: "<pid> <start id> <output path>" (older agents: "<pid> <path>").
+  std::vector<std::string> parts = absl::StrSplit(r.handle, absl::MaxSplits(' ', 2));
   std::int64_t pid = 0;
-  if (!absl::SimpleAtoi(parts.first, &pid) || pid <= 0) {
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &pid) || pid <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("bad perf recovery handle \"", handle, "\""));
+        absl::StrCat("bad perf recovery handle \"", r.handle, "\""));
   }
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline",
-                   std::ios::binary);
-  std::string cmdline((std::istreambuf_iterator<char>(in)),
-                      std::istreambuf_iterator<char>());
-  if (cmdline.empty() || !absl::StrContains(cmdline, parts.second)) {
-    return absl::OkStatus();  // Already gone.
+  const std::string start_id = parts.size() == 3 ? parts[1] : "";
+  const std::string out = parts.size() == 3 ? parts[2] : parts[1];
+  Salvaged s;
+  s.file = PathFromUtf8(out);
+  std::string stopped;
+  // Only a process that is still that perf, writing that file.
+  if (!start_id.empty() && start_id != "-" &&
+      subprocess::ProcessStartId(pid) == start_id &&
+      IsPerfRecordWriting(ProcessArgv(pid), out)) {
+    spdlog::warn("session {}: perf (pid {}) outlived the agent; stopping it "
+                 "so that it finishes its file",
+                 r.session_name, pid);
+    const std::string problem = StopStrayPerf(pid, start_id, config_.stop_timeout);
+    stopped = problem.empty()
+                  ? "perf outlived the agent and was stopped with SIGINT"
+                  : problem;
   }
-  spdlog::warn(
-      "killing perf (pid {}) left running for session {} by a previous agent",
-      pid, session_name);
-  ::kill(static_cast<pid_t>(pid), SIGKILL);
-  return absl::OkStatus();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(s.file, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("perf left no file (", out, ")",
+                     stopped.empty() ? "" : "; ", stopped));
+  }
+  std::string note, error;
+  if (!perf::RepairPerfData(s.file, &note, &error)) {
+    return absl::DataLossError(absl::StrCat("the perf.data perf left cannot be "
+                                            "used: ", error));
+  }
+  s.note = stopped.empty() ? note : absl::StrCat(stopped, "; ", note);
+  return s;
+}
+
+std::vector<std::string> PerfBackend::CleanupUnjournaled() {
+  std::vector<std::string> lines;
+  if (work_root_.empty()) return lines;
+  const std::string root = PathToUtf8(work_root_) + "/";
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::int64_t pid = 0;
+    if (!absl::SimpleAtoi(PathToUtf8(it->path().filename()), &pid)) continue;
+    const std::vector<std::string> argv = ProcessArgv(pid);
+    if (argv.size() < 2 || argv[1] != "record") continue;
+    for (std::size_t i = 2; i + 1 < argv.size(); ++i) {
+      if (argv[i] != "-o" || !absl::StartsWith(argv[i + 1], root)) continue;
+      const std::string start_id = subprocess::ProcessStartId(pid);
+      const std::string problem =
+          StopStrayPerf(pid, start_id, config_.stop_timeout);
+      lines.push_back(absl::StrCat(
+          "stopped perf (pid ", pid, ") writing ", argv[i + 1],
+          ", which no journal entry named",
+          problem.empty() ? "" : "; ", problem));
+      break;
+    }
+  }
+  return lines;
 }
 
 }  // namespace labtrace::agent

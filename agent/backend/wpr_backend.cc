@@ -1,5 +1,6 @@
 #include "agent/backend/wpr_backend.h"
 
+#include <atomic>
 #include <set>
 #include <utility>
 
@@ -60,26 +61,36 @@ class WprSession final : public BackendSession {
     const WprConfig& cfg = backend_->options().config;
     subprocess::Result r = backend_->RunWpr(
         backend_->StopArgv(request_.session_name, out), cfg.stop_timeout);
-    if (r.outcome == subprocess::Outcome::kTimedOut) {
-      // wpr -stop hung (merge, rundown). Cancel the instance so ETW frees its
-      // session slot; the stop process was already killed.
-      subprocess::Result c = backend_->RunWpr(
-          backend_->CancelArgv(request_.session_name), cfg.cancel_timeout);
-      return absl::AbortedError(absl::StrCat(
-          "wpr -stop (instance ", instance, ") did not finish within ",
-          absl::FormatDuration(cfg.stop_timeout), " and was killed; output: ",
-          OutputTail(r.output), "; then wpr -cancel ",
-          c.ok() ? std::string("succeeded")
-                 : WprResultToStatus("-cancel", instance, c).ToString()));
+    if (r.ok()) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(out, ec)) {
+        return absl::InternalError(absl::StrCat(
+            "wpr -stop (instance ", instance,
+            ") reported success but wrote no ", PathToUtf8(out),
+            "; output: ", OutputTail(r.output)));
+      }
+      return out;
     }
-    LABTRACE_RETURN_IF_ERROR(WprResultToStatus("-stop", instance, r));
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(out, ec)) {
-      return absl::InternalError(absl::StrCat(
-          "wpr -stop (instance ", instance, ") reported success but wrote no ",
-          PathToUtf8(out), "; output: ", OutputTail(r.output)));
-    }
-    return out;
+    // The stop failed (hung, disk full, a merge error): a failed stop must
+    // never leave the ETW session recording. Cancel the instance; if even
+    // that fails, StillRecording() tells the session manager to retry.
+    const absl::Status stop =
+        r.outcome == subprocess::Outcome::kTimedOut
+            ? absl::AbortedError(absl::StrCat(
+                  "wpr -stop (instance ", instance, ") did not finish within ",
+                  absl::FormatDuration(cfg.stop_timeout),
+                  " and was killed; output: ", OutputTail(r.output)))
+            : WprResultToStatus("-stop", instance, r);
+    const absl::Status cancel = Cancel();
+    return absl::Status(
+        stop.code(),
+        absl::StrCat(stop.message(), "; then wpr -cancel ",
+                     cancel.ok() ? std::string("succeeded")
+                                 : absl::StrCat("also failed: ",
+                                                cancel.message(),
+                                                " (the instance may still "
+                                                "record; cancel the trace to "
+                                                "retry)")));
   }
 
   absl::Status Cancel() override {
@@ -88,8 +99,11 @@ class WprSession final : public BackendSession {
         backend_->RunWpr(backend_->CancelArgv(request_.session_name),
                          backend_->options().config.cancel_timeout);
     // Already gone is what we wanted.
-    if (ParseWprHresult(r) == kWprNoProfilesRunning) return absl::OkStatus();
-    return WprResultToStatus("-cancel", instance, r);
+    absl::Status s = ParseWprHresult(r) == kWprNoProfilesRunning
+                         ? absl::OkStatus()
+                         : WprResultToStatus("-cancel", instance, r);
+    still_recording_.store(!s.ok());
+    return s;
   }
 
   std::int64_t BytesRecorded() const override {
@@ -102,9 +116,12 @@ class WprSession final : public BackendSession {
     return WprInstanceName(request_.session_name);
   }
 
+  bool StillRecording() const override { return still_recording_.load(); }
+
  private:
   WprBackend* const backend_;
   const BackendStartRequest request_;
+  std::atomic<bool> still_recording_{false};
 };
 
 }  // namespace
@@ -274,12 +291,65 @@ absl::StatusOr<std::unique_ptr<BackendSession>> WprBackend::Start(
   return std::unique_ptr<BackendSession>(new WprSession(this, request));
 }
 
-absl::Status WprBackend::CleanupOrphan(const std::string& session_name,
-                                       const std::string& handle) {
-  subprocess::Result r =
-      RunWpr(CancelArgv(session_name), options_.config.cancel_timeout);
-  if (ParseWprHresult(r) == kWprNoProfilesRunning) return absl::OkStatus();
-  return WprResultToStatus("-cancel", WprInstanceName(session_name), r);
+absl::StatusOr<Salvaged> WprBackend::Salvage(const JournaledRecording& r) {
+  const std::string instance = WprInstanceName(r.session_name);
+  const std::filesystem::path out =
+      r.work_dir / (r.session_name + ".etl");
+  const WprConfig& cfg = options_.config;
+  // A -stop of the dead agent may still be finishing (POSIX: it outlived the
+  // agent); wait, bounded, for the instance to stop recording.
+  const absl::Time deadline =
+      absl::Now() + (r.was_stopping ? cfg.stop_timeout : absl::ZeroDuration());
+  bool recording = false;
+  for (;;) {
+    subprocess::Result st = RunWpr(StatusArgv(r.session_name), cfg.cancel_timeout);
+    recording = st.ok() && absl::StrContains(st.output, "recording is in progress");
+    std::error_code ec;
+    if (!recording || !r.was_stopping || absl::Now() >= deadline ||
+        std::filesystem::is_regular_file(out, ec)) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (recording && !r.work_dir.empty()) {
+    // It outlived the agent: stop it properly and keep the file.
+    std::error_code ec;
+    std::filesystem::create_directories(r.work_dir, ec);
+    subprocess::Result stop = RunWpr(StopArgv(r.session_name, out), cfg.stop_timeout);
+    if (stop.ok() && std::filesystem::is_regular_file(out, ec)) {
+      return Salvaged{out, "the WPR instance outlived the agent; the "
+                           "restarted agent stopped it and kept its file"};
+    }
+    const absl::Status why =
+        stop.outcome == subprocess::Outcome::kTimedOut
+            ? absl::AbortedError(absl::StrCat("wpr -stop (instance ", instance,
+                                              ") did not finish within ",
+                                              absl::FormatDuration(cfg.stop_timeout)))
+            : WprResultToStatus("-stop", instance, stop);
+    subprocess::Result c = RunWpr(CancelArgv(r.session_name), cfg.cancel_timeout);
+    return absl::Status(
+        why.code(),
+        absl::StrCat(why.message(), "; wpr -cancel ",
+                     c.ok() || ParseWprHresult(c) == kWprNoProfilesRunning
+                         ? std::string("ended the instance")
+                         : WprResultToStatus("-cancel", instance, c).ToString()));
+  }
+  if (recording) {
+    // No work dir known (an old journal): nowhere to put a file.
+    subprocess::Result c = RunWpr(CancelArgv(r.session_name), cfg.cancel_timeout);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the WPR instance ", instance, " outlived the agent and was cancelled (",
+        c.ok() ? "ok" : WprResultToStatus("-cancel", instance, c).ToString(),
+        "); its journal entry named no work dir to keep a file in"));
+  }
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(out, ec)) {
+    return Salvaged{out, "wpr -stop had finished writing the file when the "
+                         "agent stopped"};
+  }
+  return absl::NotFoundError(absl::StrCat("the WPR instance ", instance,
+                                          " was no longer recording and left "
+                                          "no file"));
 }
 
 std::vector<std::string> LabtraceInstancesOfEtwSession(

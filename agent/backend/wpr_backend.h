@@ -11,8 +11,10 @@
 // (-instancename last: wpr's documentation requires it.)
 //   cancel: wpr -cancel -instancename labtrace_<name>
 //   status: wpr -status -instancename labtrace_<name>
-// Timeouts come from WprConfig. A stop that times out is killed, then the
-// instance is cancelled, and the error reports both.
+// Timeouts come from WprConfig. A stop that fails (times out, disk full, a
+// merge error) is followed by -cancel, so no ETW session is left recording;
+// the error reports both. After a crash, Salvage() stops an instance that is
+// still recording into its work dir and keeps the file.
 
 #ifndef LABTRACE_AGENT_BACKEND_WPR_BACKEND_H_
 #define LABTRACE_AGENT_BACKEND_WPR_BACKEND_H_
@@ -79,8 +81,7 @@ class WprBackend final : public TraceBackend {
   absl::Status CheckAvailable(std::string* detail) const override;
   absl::StatusOr<std::unique_ptr<BackendSession>> Start(
       const BackendStartRequest& request) override;
-  absl::Status CleanupOrphan(const std::string& session_name,
-                             const std::string& handle) override;
+  absl::StatusOr<Salvaged> Salvage(const JournaledRecording& r) override;
   std::vector<std::string> CleanupUnjournaled() override;
 
   // The argv of each command, exposed for tests.

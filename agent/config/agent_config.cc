@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/file_util.h"
 #include "common/names.h"
@@ -51,6 +52,47 @@ absl::Status ReadBool(const std::string& source, const YAML::Node& node,
     return Bad(source, node, "expected true or false");
   }
   *out = v;
+  return absl::OkStatus();
+}
+
+// "1073741824", "512MiB", "2 GiB", "0" (KiB/MiB/GiB/TiB, or K/M/G/T).
+absl::Status ParseBytesValue(absl::string_view text, std::uint64_t* out) {
+  absl::string_view t = absl::StripAsciiWhitespace(text);
+  std::size_t digits = 0;
+  while (digits < t.size() && absl::ascii_isdigit(t[digits])) ++digits;
+  std::uint64_t n = 0;
+  if (digits == 0 || !absl::SimpleAtoi(t.substr(0, digits), &n)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad size \"", text, "\"; use bytes or a unit: 512MiB, 2GiB"));
+  }
+  absl::string_view unit = absl::StripAsciiWhitespace(t.substr(digits));
+  int shift = 0;
+  if (unit.empty() || unit == "B") {
+    shift = 0;
+  } else if (unit == "K" || unit == "KiB" || unit == "KB") {
+    shift = 10;
+  } else if (unit == "M" || unit == "MiB" || unit == "MB") {
+    shift = 20;
+  } else if (unit == "G" || unit == "GiB" || unit == "GB") {
+    shift = 30;
+  } else if (unit == "T" || unit == "TiB" || unit == "TB") {
+    shift = 40;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad size unit \"", unit, "\" in \"", text, "\"; use KiB, MiB, GiB, TiB"));
+  }
+  if (shift > 0 && n > (~0ull >> shift)) {
+    return absl::InvalidArgumentError(absl::StrCat("size \"", text, "\" is too large"));
+  }
+  *out = n << shift;
+  return absl::OkStatus();
+}
+
+absl::Status ReadBytes(const std::string& source, const YAML::Node& node,
+                       std::uint64_t* out) {
+  if (!node.IsScalar()) return Bad(source, node, "expected a size");
+  absl::Status s = ParseBytesValue(node.as<std::string>(), out);
+  if (!s.ok()) return Bad(source, node, s.message());
   return absl::OkStatus();
 }
 
@@ -214,7 +256,10 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
     if (const YAML::Node l = root["limits"]) {
       LABTRACE_RETURN_IF_ERROR(CheckYamlKeys(
           source, l, "limits",
-          {"max_sessions", "max_duration", "max_threads", "chunk_bytes"}));
+          {"max_sessions", "max_duration", "max_threads", "chunk_bytes",
+           "max_commands", "max_downloads", "control_threads",
+           "download_stall_timeout", "min_free_bytes", "max_session_bytes",
+           "max_lease"}));
       if (l["max_sessions"]) {
         LABTRACE_RETURN_IF_ERROR(
             ReadInt(source, l["max_sessions"], 1, 64, &config->max_sessions));
@@ -225,7 +270,36 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
       }
       if (l["max_threads"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadInt(source, l["max_threads"], 4, 1024, &config->max_threads));
+            ReadInt(source, l["max_threads"], 2, 1024, &config->max_threads));
+      }
+      if (l["min_free_bytes"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadBytes(source, l["min_free_bytes"], &config->min_free_bytes));
+      }
+      if (l["max_session_bytes"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadBytes(source, l["max_session_bytes"],
+                                           &config->max_session_bytes));
+      }
+      if (l["max_lease"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, l["max_lease"], &config->max_lease));
+      }
+      if (l["max_commands"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadInt(source, l["max_commands"], 1, 1024,
+                                         &config->pools.max_commands));
+      }
+      if (l["max_downloads"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadInt(source, l["max_downloads"], 1, 1024,
+                                         &config->pools.max_downloads));
+      }
+      if (l["control_threads"]) {
+        LABTRACE_RETURN_IF_ERROR(ReadInt(source, l["control_threads"], 2, 256,
+                                         &config->pools.control_threads));
+      }
+      if (l["download_stall_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            ReadDuration(source, l["download_stall_timeout"],
+                         &config->pools.download_stall_timeout));
       }
       if (l["chunk_bytes"]) {
         int v = 0;
@@ -390,10 +464,23 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
 
 bool IsLoopbackListenAddress(const std::string& listen) {
   const std::size_t colon = listen.rfind(':');
-  const std::string host =
-      colon == std::string::npos ? listen : listen.substr(0, colon);
-  return absl::StartsWith(host, "127.") || host == "localhost" ||
-         host == "[::1]";
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (host == "localhost") return true;
+  if (host == "[::1]") return true;
+  // 127.0.0.0/8 as four decimal octets, nothing else ("127.evil.example" is
+  // a name, not a loopback address).
+  std::vector<std::string> octets = absl::StrSplit(host, '.');
+  if (octets.size() != 4) return false;
+  for (std::size_t i = 0; i < 4; ++i) {
+    int v = -1;
+    if (octets[i].empty() || octets[i].size() > 3 ||
+        octets[i].find_first_not_of("0123456789") != std::string::npos ||
+        !absl::SimpleAtoi(octets[i], &v) || v < 0 || v > 255) {
+      return false;
+    }
+    if (i == 0 && v != 127) return false;
+  }
+  return true;
 }
 
 absl::Status ValidateAgentConfig(const AgentConfig& config) {
@@ -403,16 +490,34 @@ absl::Status ValidateAgentConfig(const AgentConfig& config) {
   }
   const bool rest_exposed = config.rest_listen != "off" &&
                             !IsLoopbackListenAddress(config.rest_listen);
-  if ((!IsLoopbackListenAddress(config.listen) || rest_exposed) &&
-      !config.insecure && !config.tls.enabled() && config.tokens.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to listen on ",
-        IsLoopbackListenAddress(config.listen) ? config.rest_listen
-                                               : config.listen,
-        ": it is not a loopback address and neither TLS (tls:) nor tokens "
-        "(tokens:) are configured, so anyone who can reach it could start "
-        "traces and run allowed commands. Configure them, listen on "
-        "127.0.0.1, or pass --insecure on a network you trust"));
+  const bool exposed = !IsLoopbackListenAddress(config.listen) || rest_exposed;
+  const std::string where = IsLoopbackListenAddress(config.listen)
+                                ? config.rest_listen
+                                : config.listen;
+  if (exposed && !config.insecure) {
+    // On a network, a caller must be both private (TLS) and known (client
+    // certificates or tokens).
+    if (!config.tls.enabled() && config.tokens.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on ", where,
+          ": it is not a loopback address and neither TLS (tls:) nor tokens "
+          "(tokens:) are configured, so anyone who can reach it could start "
+          "traces and run allowed commands. Configure them, listen on "
+          "127.0.0.1, or pass --insecure on a network you trust"));
+    }
+    if (!config.tls.enabled()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on ", where,
+          " with tokens but without TLS: bearer tokens would cross the lab "
+          "network in clear text. Configure tls:, or pass --insecure"));
+    }
+    if (config.tls.client_ca_file.empty() && config.tokens.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on ", where,
+          " with TLS but neither client certificates (tls.client_ca_file) "
+          "nor tokens: every caller would be an anonymous admin. Configure "
+          "one of them, or pass --insecure"));
+    }
   }
   if (config.tls.cert_file.empty() != config.tls.key_file.empty()) {
     return absl::InvalidArgumentError("tls needs both cert_file and key_file");
@@ -504,7 +609,18 @@ Flags (override the config file):
 
 Config file keys (all optional):
   listen, rest_listen, data_dir, log_level, log_file
-  limits:  max_sessions, max_duration, max_threads, chunk_bytes
+  limits:  max_sessions (8), max_duration (4h), chunk_bytes (1 MiB),
+           max_commands (32 RunCommand at once), max_downloads (16
+           FetchArtifact streams at once), control_threads (16),
+           download_stall_timeout (60s: a download whose client reads
+           nothing that long is cancelled), max_threads (8: gRPC
+           reflection). Stop-all has threads of its own.
+           min_free_bytes (1GiB; 0 off): below this free space on the data
+           dir's volume StartTrace is refused and running traces are
+           stopped (files kept, marked low_disk). max_session_bytes (0 =
+           none): default and largest byte limit of a session (perf
+           --max-size; others stopped by the watchdog, marked max_bytes).
+           max_lease (24h): longest lease a start may ask for.
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
            cancel_timeout (60s), cancel_unjournaled (true: at start, cancel
            WPR instances labtrace_* that ETW lists but no journal explains)

@@ -88,6 +88,17 @@ struct ExecConfig {
   std::size_t max_output_bytes = 16 << 20;
 };
 
+// Threads and concurrency per kind of call (service/agent_pools.h).
+struct PoolConfig {
+  int emergency_threads = 4;  // StopAllTraces, fence.
+  int control_threads = 16;   // Start/stop/cancel/delete/keep-alive.
+  int max_commands = 32;      // RunCommand calls running at once.
+  int max_downloads = 16;     // FetchArtifact streams at once (all clients).
+  int download_threads = 4;   // Chunk reads of those streams.
+  // A download whose client reads nothing for this long is cancelled.
+  absl::Duration download_stall_timeout = absl::Seconds(60);
+};
+
 struct AgentConfig {
   std::string listen = "127.0.0.1:7411";
   // REST/JSON mirror; "off" disables it.
@@ -95,7 +106,17 @@ struct AgentConfig {
   std::filesystem::path data_dir;  // Default: see DefaultDataDir().
   int max_sessions = 8;
   absl::Duration max_duration = absl::Hours(4);
-  int max_threads = 32;  // gRPC handler threads.
+  // Disk guard: below this much free space on the data dir's volume,
+  // StartTrace is refused and running traces are stopped (0: off).
+  std::uint64_t min_free_bytes = 1ull << 30;
+  // Default and largest byte limit of one session (0: none).
+  std::uint64_t max_session_bytes = 0;
+  // Longest lease a StartTrace may ask for.
+  absl::Duration max_lease = absl::Hours(24);
+  // Threads of gRPC's synchronous services (server reflection); our own
+  // calls run on the pools below.
+  int max_threads = 8;
+  PoolConfig pools;
   std::uint32_t default_chunk_bytes = 1 << 20;
   std::string log_level = "info";
   // Also log to this file (rotated at 10 MiB, 5 kept). Empty: stderr only,

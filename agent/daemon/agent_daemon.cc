@@ -1,5 +1,6 @@
 #include "agent/daemon/agent_daemon.h"
 
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -37,43 +38,66 @@ absl::StatusOr<std::unique_ptr<AgentRun>> AgentRun::Start(
 }
 
 AgentRun::~AgentRun() {
-  // Normally Wait() joined it; the server's destructor shuts down otherwise.
+  // Normally Wait() joined them; the server's destructor shuts down
+  // otherwise.
   if (shutdown_thread_.joinable()) shutdown_thread_.join();
+  if (hurry_thread_.joinable()) hurry_thread_.join();
 }
 
 void AgentRun::RequestStop(const std::string& why) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (++stop_requests_ > 1) {
-    spdlog::warn(
-        "{} while shutting down (request {}): still stopping the active "
-        "traces so their files are kept",
-        why, stop_requests_);
+  ++stop_requests_;
+  if (stop_requests_ == 1) {
+    spdlog::info("{}: shutting down (active traces are stopped and kept)",
+                 why);
+    shutdown_thread_ = std::thread([this] {
+      // No grace period: idle client connections would hold a graceful gRPC
+      // shutdown for seconds. Calls in flight are cancelled for their
+      // clients, but their work completes (a stop in progress still stores
+      // its file), and Shutdown then stops and keeps every active trace.
+      server_->Shutdown(absl::ZeroDuration());
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      cv_.notify_all();
+    });
     return;
   }
-  spdlog::info("{}: shutting down (active traces are stopped and kept)", why);
-  shutdown_thread_ = std::thread([this] {
-    // No grace period: idle client connections would hold a graceful gRPC
-    // shutdown for seconds. Calls in flight are cancelled for their clients,
-    // but their work completes (a stop in progress still stores its file),
-    // and Shutdown then stops and keeps every active trace.
-    server_->Shutdown(absl::ZeroDuration());
-  });
+  if (stop_requests_ == 2) {
+    spdlog::warn(
+        "{} again while shutting down: hurrying. Traces not yet being "
+        "stopped are cancelled; stops in progress are left to their tools and "
+        "the next start salvages what they wrote",
+        why);
+    hurry_thread_ = std::thread([this] {
+      SessionManager& m = server_->manager();
+      for (const v1::TraceSession& s : m.List(false)) {
+        if (s.state() == v1::TRACE_STATE_RUNNING) (void)m.Cancel(s.name());
+      }
+      m.FlushJournal(absl::Seconds(5));
+      std::lock_guard<std::mutex> lock(mu_);
+      hurried_ = true;
+      cv_.notify_all();
+    });
+    return;
+  }
+  spdlog::warn("{} again ({} requests): already hurrying", why, stop_requests_);
 }
 
-void AgentRun::Wait() {
-  server_->Wait();
-  std::thread t;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    t = std::move(shutdown_thread_);
+bool AgentRun::Wait() {
+  // Not server_->Wait(): a hurried stop must not wait for the server's
+  // shutdown, which waits for the stops in progress.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return done_ || hurried_; });
+  if (hurried_ && !done_) {
+    spdlog::warn("labtrace-agent stopped in a hurry");
+    spdlog::default_logger()->flush();
+    return true;
   }
-  if (t.joinable()) t.join();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-  }
-  cv_.notify_all();
+  lock.unlock();
+  if (shutdown_thread_.joinable()) shutdown_thread_.join();
+  if (hurry_thread_.joinable()) hurry_thread_.join();
   spdlog::info("labtrace-agent stopped");
+  return false;
 }
 
 int RunAgentInConsole(const AgentCommandLine& cmd) {
@@ -114,13 +138,14 @@ int RunAgentInConsole(const AgentCommandLine& cmd) {
     shared->run = run->get();
     if (!shared->early_stop.empty()) (*run)->RequestStop(shared->early_stop);
   }
-  (*run)->Wait();
+  const bool hurried = (*run)->Wait();
   {
     std::lock_guard<std::mutex> lock(shared->mu);
     shared->run = nullptr;
     shared->finished = true;
   }
   shared->cv.notify_all();
+  if (hurried) std::_Exit(3);  // Stops in progress must not hold the exit.
   return 0;
 }
 
@@ -169,10 +194,7 @@ int ServiceRun(const std::vector<std::string>& flags, std::ostream& err) {
   callbacks.request_stop = [&](const std::string& why) {
     if (run != nullptr) run->RequestStop(why);
   };
-  callbacks.wait = [&] {
-    run->Wait();
-    return 0;
-  };
+  callbacks.wait = [&] { return run->Wait() ? 3 : 0; };
   std::string error;
   if (!service_host::Run(kServiceName, callbacks, &error)) {
     err << "labtrace-agent service run: " << error << "\n";

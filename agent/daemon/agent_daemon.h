@@ -6,7 +6,10 @@
 //
 // Either way a stop request stops every active trace and keeps its file
 // before the process exits (AgentServer::Shutdown). A second request while
-// that runs is logged.
+// that runs means "hurry": the traces not yet being stopped are cancelled,
+// the journal is flushed and the process exits at once; stops still in
+// progress are left to their tools, and the next start salvages what they
+// wrote (exit code 3).
 
 #ifndef LABTRACE_AGENT_DAEMON_AGENT_DAEMON_H_
 #define LABTRACE_AGENT_DAEMON_AGENT_DAEMON_H_
@@ -43,11 +46,12 @@ class AgentRun {
 
   // Returns at once. The first request shuts the server down on a thread of
   // its own: no new calls, then every active trace is stopped and kept.
-  // Later requests are logged.
+  // The second one hurries (see above); later ones are logged.
   void RequestStop(const std::string& why);
 
-  // Blocks until the server has stopped and the shutdown is complete.
-  void Wait();
+  // Blocks until the shutdown is complete (false) or hurried (true: exit now,
+  // without waiting for the stops in progress).
+  bool Wait();
 
   AgentServer& server() { return *server_; }
 
@@ -59,11 +63,14 @@ class AgentRun {
   std::condition_variable cv_;
   int stop_requests_ = 0;  // Guarded by mu_.
   bool done_ = false;      // Guarded by mu_.
+  bool hurried_ = false;   // Guarded by mu_.
   std::thread shutdown_thread_;
+  std::thread hurry_thread_;
 };
 
 // Runs the agent in the foreground until a stop request. Returns the exit
-// code: 0 after a clean stop, 1 if it could not start.
+// code: 0 after a clean stop, 1 if it could not start, 3 after a hurried
+// stop (the process then ends without running destructors).
 int RunAgentInConsole(const AgentCommandLine& cmd);
 
 // `labtrace-agent service ARGS...` (ARGS: what follows "service"):

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/backend/embedded_profiles.h"
 #include "agent/backend/wpr_backend.h"
+#include "common/file_ops.h"
 #include "common/file_util.h"
 #include "common/host_info.h"
 #include "common/proto_time.h"
@@ -20,6 +21,18 @@
 
 namespace labtrace::agent {
 namespace {
+
+// Keys and configs every user of the machine can read: tokens' hashes are
+// harmless, but a TLS key is not.
+void WarnAboutReadableSecrets(const AgentConfig& config) {
+  for (const std::string& f : {config.tls.key_file}) {
+    if (!f.empty() && file_ops::IsWorldReadable(PathFromUtf8(f))) {
+      spdlog::warn("{} (a private key) is readable by every user of this "
+                   "machine; chmod 600 it",
+                   f);
+    }
+  }
+}
 
 // TLS credentials from PEM files, or insecure ones when TLS is off.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
@@ -49,6 +62,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   const std::filesystem::path profiles_dir = config.data_dir / "profiles";
   LABTRACE_RETURN_IF_ERROR(WriteEmbeddedProfiles(profiles_dir));
 
+  WarnAboutReadableSecrets(config);
   std::unique_ptr<AgentServer> server(new AgentServer());
   server->store_ = std::make_unique<ArtifactStore>(config.data_dir);
   LABTRACE_RETURN_IF_ERROR(server->store_->Load());
@@ -57,7 +71,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   backends["wpr"] =
       std::make_unique<WprBackend>(WprBackendOptions{config.wpr, profiles_dir, {}});
 #ifndef _WIN32
-  backends["perf"] = std::make_unique<PerfBackend>(config.perf);
+  backends["perf"] =
+      std::make_unique<PerfBackend>(config.perf, config.data_dir / "tmp");
 #endif
 
   SessionManagerOptions mopts;
@@ -65,6 +80,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   mopts.max_duration = config.max_duration;
   mopts.hostname = HostName();
   mopts.journal_path = config.data_dir / "journal.json";
+  mopts.fence_path = config.data_dir / "fence.json";
+  mopts.min_free_bytes = config.min_free_bytes;
+  mopts.max_session_bytes = config.max_session_bytes;
+  mopts.max_lease = config.max_lease;
   server->metrics_ = std::make_unique<Metrics>();
   Metrics* metrics = server->metrics_.get();
   mopts.on_session_event = [metrics](const std::string& backend,
@@ -73,8 +92,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   };
   server->manager_ = std::make_unique<SessionManager>(
       mopts, config.profiles, std::move(backends), server->store_.get());
+  // Recovery before anything else touches the work dirs: what a previous
+  // process left is salvaged, then the work dirs are cleaned.
   LABTRACE_RETURN_IF_ERROR(server->manager_->Recover());
-  server->manager_->StartAutoStopThread();
+  server->manager_->StartWatchdog();
+  server->pools_ = std::make_unique<AgentPools>(config.pools);
 
   TraceAgentServiceOptions sopts;
   sopts.data_dir = config.data_dir;
@@ -85,7 +107,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
       ToProtoDuration(config.wpr.start_timeout);
   *sopts.limits.mutable_stop_timeout() =
       ToProtoDuration(config.wpr.stop_timeout);
+  sopts.limits.set_min_free_bytes(config.min_free_bytes);
+  *sopts.limits.mutable_max_lease() = ToProtoDuration(config.max_lease);
+  sopts.limits.set_max_commands(config.pools.max_commands);
+  sopts.limits.set_max_downloads(config.pools.max_downloads);
   sopts.started_at = absl::Now();
+  sopts.download_stall_timeout = config.pools.download_stall_timeout;
   server->runner_ = std::make_unique<CommandRunner>(config.exec, mopts.hostname,
                                                     server->manager_.get(),
                                                     server->store_.get());
@@ -95,7 +122,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
                                : PathFromUtf8(config.audit_log));
   server->service_ = std::make_unique<TraceAgentService>(
       sopts, server->manager_.get(), server->store_.get(),
-      server->runner_.get(), server->authorizer_.get(), server->audit_.get());
+      server->runner_.get(), server->authorizer_.get(), server->audit_.get(),
+      server->pools_.get());
   LABTRACE_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
                             MakeServerCredentials(config.tls));
 
@@ -118,13 +146,27 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         absl::StrCat("cannot listen on ", config.listen,
                      " (address in use, or not an address of this machine?)"));
   }
-  if (!IsLoopbackListenAddress(config.listen) && !config.tls.enabled() &&
-      config.tokens.empty()) {
-    spdlog::warn(
-        "INSECURE: listening on {} without TLS or authentication "
-        "(--insecure): anyone who can reach this port can start traces, "
-        "fetch files and run allowed commands",
-        config.listen);
+  for (const std::string& addr : {config.listen, config.rest_listen}) {
+    if (addr == "off" || IsLoopbackListenAddress(addr) || !config.insecure) {
+      continue;
+    }
+    const bool authenticated =
+        config.tls.enabled() &&
+        (!config.tls.client_ca_file.empty() || !config.tokens.empty());
+    if (!authenticated) {
+      spdlog::warn(
+          "INSECURE: listening on {} {} (--insecure): whoever can reach this "
+          "port can start traces, fetch files and run allowed commands{}",
+          addr,
+          !config.tls.enabled()
+              ? (config.tokens.empty()
+                     ? "without TLS or authentication"
+                     : "without TLS: bearer tokens travel in clear text")
+              : "with TLS but no client authentication",
+          config.tokens.empty() && config.tls.client_ca_file.empty()
+              ? ", as admin"
+              : "");
+    }
   }
   if (config.rest_listen != "off") {
     RestGatewayDeps deps{
@@ -134,10 +176,13 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         server->authorizer_.get(),
         server->audit_.get(),
         server->metrics_.get(),
+        server->pools_.get(),
         [svc = server->service_.get()] { return svc->AgentInfoNow(); }};
+    HttpLimits limits;
+    limits.write_stall_timeout = config.pools.download_stall_timeout;
     LABTRACE_ASSIGN_OR_RETURN(
-        server->rest_,
-        RestGateway::Start(config.rest_listen, config.tls, std::move(deps)));
+        server->rest_, RestGateway::Start(config.rest_listen, config.tls,
+                                          limits, std::move(deps)));
     spdlog::info("REST mirror on {} (port {})", config.rest_listen,
                  server->rest_->port());
   }
@@ -158,13 +203,20 @@ void AgentServer::Wait() { server_->Wait(); }
 void AgentServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // Never started listening.
   shut_down_ = true;
-  spdlog::debug("shutdown: stopping the gRPC server");
   if (rest_ != nullptr) rest_->Stop();
+  // Step commands first (their logs are kept): a RunCommand call lasts as
+  // long as its program, and the gRPC server waits for running calls.
+  runner_->KillAll("the agent's shutdown");
+  spdlog::debug("shutdown: stopping the gRPC server");
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(grace));
   spdlog::debug("shutdown: gRPC server stopped");
+  // A command started in between; then no call is left: drain the pools.
+  runner_->KillAll("the agent's shutdown");
+  pools_.reset();
   // Nothing lost: finish every active trace into an artifact.
-  v1::StopAllTracesResponse r = manager_->StopAll(/*discard=*/false);
+  v1::StopAllTracesResponse r =
+      manager_->StopAll(/*discard=*/false, "shutdown");
   for (const v1::StopAllResult& s : r.results()) {
     if (s.error().empty()) {
       spdlog::info("shutdown: stopped {} -> {}", s.session().name(),

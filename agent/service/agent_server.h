@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/config/agent_config.h"
+#include "agent/service/agent_pools.h"
 #include "agent/service/metrics.h"
 #include "agent/service/rest_gateway.h"
 #include "agent/service/trace_agent_service.h"
@@ -47,6 +48,9 @@ class AgentServer {
   std::unique_ptr<ArtifactStore> store_;
   std::unique_ptr<SessionManager> manager_;
   std::unique_ptr<CommandRunner> runner_;
+  // Drained (queued work run, threads joined) by Shutdown, while the
+  // service and gateway their work refers to still exist.
+  std::unique_ptr<AgentPools> pools_;
   std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<TraceAgentService> service_;

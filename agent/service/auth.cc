@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/file_ops.h"
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/time_util.h"
@@ -79,19 +80,60 @@ absl::StatusOr<Caller> Authorizer::Authorize(absl::string_view authorization,
   return caller;
 }
 
+std::string RefusedIdentity(absl::string_view authorization,
+                            const std::string& cert_identity) {
+  std::string id = cert_identity.empty() ? "anonymous"
+                                         : absl::StrCat("cert:", cert_identity);
+  if (!absl::StripAsciiWhitespace(authorization).empty()) {
+    absl::StrAppend(&id, " (refused bearer token)");
+  }
+  return id;
+}
+
+namespace {
+
+std::string AuditLine(absl::Time now, const Caller& caller,
+                      const std::string& peer, absl::string_view operation,
+                      absl::string_view target, absl::string_view result) {
+  return absl::StrCat(Rfc3339(now),
+                      " caller=", QuoteForMessage(caller.identity),
+                      " peer=", QuoteForMessage(peer), " op=", operation,
+                      " target=", QuoteForMessage(target), " result=", result);
+}
+
+}  // namespace
+
+absl::Status AuditLog::Write(const std::string& line) {
+  if (path_.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  std::string error;
+  if (!file_ops::AppendPrivate(path_, line + "\n", &error)) {
+    return absl::UnavailableError(absl::StrCat(
+        "the audit log cannot be written (", error,
+        "); refusing calls that must be audited"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::Begin(const Caller& caller, const std::string& peer,
+                             absl::string_view operation,
+                             absl::string_view target) {
+  absl::Status s =
+      Write(AuditLine(clock_(), caller, peer, operation, target, "STARTED"));
+  if (!s.ok()) spdlog::error("audit: {}", s.ToString());
+  return s;
+}
+
 void AuditLog::Record(const Caller& caller, const std::string& peer,
                       absl::string_view operation, absl::string_view target,
                       const absl::Status& result) {
-  const std::string line = absl::StrCat(
-      Rfc3339(absl::Now()), " caller=", QuoteForMessage(caller.identity),
-      " peer=", peer, " op=", operation, " target=", QuoteForMessage(target),
-      " result=", absl::StatusCodeToString(result.code()));
+  const std::string line =
+      AuditLine(clock_(), caller, peer, operation, target,
+                absl::StatusCodeToString(result.code()));
   spdlog::info("audit: {}", line);
-  if (path_.empty()) return;
-  absl::MutexLock lock(&mu_);
-  std::ofstream out(path_, std::ios::app);
-  out << line << "\n";
-  if (!out) spdlog::error("cannot append to audit log {}", PathToUtf8(path_));
+  if (absl::Status s = Write(line); !s.ok()) {
+    spdlog::error("audit: {}", s.ToString());
+  }
 }
 
 }  // namespace labtrace::agent

@@ -1,7 +1,9 @@
 #include "agent/service/metrics.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "labtrace/v1/agent.grpc.pb.h"
 #include "labtrace/v1/agent.pb.h"
 
 namespace labtrace::agent {
@@ -12,11 +14,58 @@ void Metrics::SessionEvent(const std::string& backend,
   ++sessions_[{backend, event}];
 }
 
+namespace {
+
+// A Prometheus label value: backslash, quote and newline escaped (the text
+// format's rules), so no caller-chosen text can end a label or a line.
+std::string LabelValue(absl::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void Metrics::Request(const std::string& transport, const std::string& route,
                       const std::string& code) {
+  const std::string key = absl::StrCat(
+      "transport=\"", LabelValue(transport), "\",route=\"", LabelValue(route),
+      "\",code=\"", LabelValue(code), "\"");
   absl::MutexLock lock(&mu_);
-  ++requests_[absl::StrCat("transport=\"", transport, "\",route=\"", route,
-                           "\",code=\"", code, "\"")];
+  ++requests_[key];
+}
+
+std::string MetricsRouteOfGrpcMethod(absl::string_view method) {
+  // "/labtrace.v1.TraceAgent/StartTrace" -> "StartTrace"; the standard
+  // services by their full name; anything else (a client may send any path)
+  // is one bucket, so no client can grow the table or forge a series.
+  static const absl::string_view kOurs = "/labtrace.v1.TraceAgent/";
+  if (absl::StartsWith(method, kOurs)) {
+    absl::string_view name = method.substr(kOurs.size());
+    const google::protobuf::ServiceDescriptor* service =
+        v1::StartTraceRequest::descriptor()->file()->FindServiceByName(
+            "TraceAgent");
+    if (service->FindMethodByName(std::string(name)) != nullptr) {
+      return std::string(name);
+    }
+    return "unknown";
+  }
+  for (absl::string_view known :
+       {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"}) {
+    if (method == known) return std::string(method.substr(1));
+  }
+  return "unknown";
 }
 
 void Metrics::BytesServed(std::uint64_t n) {
@@ -71,9 +120,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, Metrics* metrics)
       : metrics_(metrics) {
-    // "/labtrace.v1.TraceAgent/StartTrace" -> "StartTrace".
-    const std::string method = info->method() != nullptr ? info->method() : "";
-    route_ = method.substr(method.rfind('/') + 1);
+    route_ = MetricsRouteOfGrpcMethod(
+        info->method() != nullptr ? info->method() : "");
     fetch_ = route_ == "FetchArtifact";
   }
 

@@ -10,9 +10,14 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
 namespace labtrace::agent {
+
+// The route label of a gRPC method path: our method names, the standard
+// services' full names, "unknown" for anything else.
+std::string MetricsRouteOfGrpcMethod(absl::string_view method);
 
 class Metrics {
  public:

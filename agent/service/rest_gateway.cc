@@ -1,73 +1,88 @@
 #include "agent/service/rest_gateway.h"
 
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
-#include <fstream>
 #include <memory>
+#include <set>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/names.h"
 #include "google/protobuf/util/json_util.h"
-#include "httplib.h"
+#include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
 namespace labtrace::agent {
 namespace {
 
-// Larger JSON bodies get 413. httplib itself stops reading at 8x that.
-constexpr std::size_t kMaxBody = 1 << 20;
-
-std::string CertIdentity(const httplib::Request& req) {
-  if (req.ssl == nullptr) return "";
-  X509* cert = SSL_get_peer_certificate(req.ssl);
-  if (cert == nullptr) return "";
-  char cn[256] = {};
-  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
-                            sizeof(cn) - 1);
-  X509_free(cert);
-  return cn;
+HttpResponse Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
 }
 
-void SendJson(httplib::Response& res, int status, const std::string& body) {
-  res.status = status;
-  res.set_content(body, "application/json");
-}
-
-void SendError(httplib::Response& res, const absl::Status& s) {
+HttpResponse Error(const absl::Status& s) {
   const int http = HttpStatusFor(s.code());
-  // Hand-built to stay valid JSON whatever the message holds.
-  std::string msg;
-  for (char c : s.message()) {
-    if (c == '"' || c == '\\') {
-      msg += '\\';
-      msg += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      msg += ' ';
-    } else {
-      msg += c;
-    }
+  HttpResponse r = Json(http, JsonErrorBody(s.code(), http, s.message()));
+  if (s.code() == absl::StatusCode::kUnavailable) {
+    r.headers.push_back({"Retry-After", "1"});
   }
-  SendJson(res, http,
-           absl::StrCat("{\"code\": \"", absl::StatusCodeToString(s.code()),
-                        "\", \"message\": \"", msg,
-                        "\", \"http_status\": ", http, "}\n"));
+  return r;
 }
 
-void SendProto(httplib::Response& res, const google::protobuf::Message& m) {
+HttpResponse Proto(const google::protobuf::Message& m) {
   std::string json;
   google::protobuf::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
   o.add_whitespace = true;
   (void)google::protobuf::util::MessageToJsonString(m, &json, o);
-  SendJson(res, 200, json);
+  return Json(200, std::move(json));
 }
 
-// The body as a message: protobuf's JSON mapping, unknown fields refused.
-absl::Status ParseBody(const httplib::Request& req,
-                       google::protobuf::Message* m) {
-  if (req.body.empty()) return absl::OkStatus();
+// True if a JSON document repeats a key in one object: protobuf's parser
+// would silently keep one of them.
+bool HasDuplicateKeys(const std::string& body) {
+  std::vector<std::set<std::string>> objects;
+  bool duplicate = false;
+  auto cb = [&](int depth, nlohmann::json::parse_event_t event,
+                nlohmann::json& parsed) {
+    (void)depth;
+    switch (event) {
+      case nlohmann::json::parse_event_t::object_start:
+        objects.emplace_back();
+        break;
+      case nlohmann::json::parse_event_t::object_end:
+        if (!objects.empty()) objects.pop_back();
+        break;
+      case nlohmann::json::parse_event_t::key:
+        if (!objects.empty() &&
+            !objects.back().insert(parsed.get<std::string>()).second) {
+          duplicate = true;
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  const nlohmann::json parsed =
+      nlohmann::json::parse(body, cb, /*allow_exceptions=*/false);
+  (void)parsed;
+  return duplicate;
+}
+
+// The body as a message: protobuf's JSON mapping, unknown fields and
+// duplicate keys refused. An empty body is an empty message.
+absl::Status ParseBody(const HttpRequest& req, google::protobuf::Message* m) {
+  if (absl::StripAsciiWhitespace(req.body).empty()) return absl::OkStatus();
+  if (HasDuplicateKeys(req.body)) {
+    return absl::InvalidArgumentError(
+        "malformed request body: a JSON object repeats a key");
+  }
   google::protobuf::util::JsonParseOptions o;
   o.ignore_unknown_fields = false;
   const auto s = google::protobuf::util::JsonStringToMessage(req.body, m, o);
@@ -78,9 +93,137 @@ absl::Status ParseBody(const httplib::Request& req,
   return absl::OkStatus();
 }
 
-bool QueryTrue(const httplib::Request& req, const char* key) {
-  return req.has_param(key) && (req.get_param_value(key) == "true" ||
-                                req.get_param_value(key) == "1");
+bool QueryTrue(const HttpRequest& req, const char* key) {
+  auto it = req.query.find(key);
+  return it != req.query.end() && (it->second == "true" || it->second == "1");
+}
+
+std::string Query(const HttpRequest& req, const char* key) {
+  auto it = req.query.find(key);
+  return it == req.query.end() ? "" : it->second;
+}
+
+// One byte range of a file of `size` bytes, from a Range header.
+struct ByteRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;  // Inclusive.
+};
+enum class RangeKind { kNone, kOne, kUnsatisfiable };
+
+// RFC 9110 14.1/14.2, single ranges only: several ranges, other units and
+// malformed values are ignored (the whole file is sent), which the RFC
+// allows; a range starting past the end is unsatisfiable (416).
+RangeKind ParseRange(const std::string& header, std::uint64_t size,
+                     ByteRange* out) {
+  absl::string_view v = absl::StripAsciiWhitespace(header);
+  if (!absl::ConsumePrefix(&v, "bytes=") || absl::StrContains(v, ',')) {
+    return RangeKind::kNone;
+  }
+  const std::size_t dash = v.find('-');
+  if (dash == absl::string_view::npos) return RangeKind::kNone;
+  const absl::string_view a = absl::StripAsciiWhitespace(v.substr(0, dash));
+  const absl::string_view b = absl::StripAsciiWhitespace(v.substr(dash + 1));
+  std::uint64_t first = 0, last = 0;
+  if (a.empty()) {  // Suffix: the last N bytes.
+    std::uint64_t n = 0;
+    if (!absl::SimpleAtoi(b, &n)) return RangeKind::kNone;
+    if (n == 0 || size == 0) return RangeKind::kUnsatisfiable;
+    out->first = n >= size ? 0 : size - n;
+    out->last = size - 1;
+    return RangeKind::kOne;
+  }
+  if (!absl::SimpleAtoi(a, &first)) return RangeKind::kNone;
+  if (b.empty()) {
+    last = size == 0 ? 0 : size - 1;
+  } else if (!absl::SimpleAtoi(b, &last) || last < first) {
+    return RangeKind::kNone;
+  }
+  if (first >= size) return RangeKind::kUnsatisfiable;
+  out->first = first;
+  out->last = std::min(last, size - 1);
+  return RangeKind::kOne;
+}
+
+struct Route {
+  std::string method;
+  std::string name;  // For metrics, audit and authorization.
+  Role role;
+  std::vector<std::string> args;  // Decoded path parameters.
+};
+
+// Matches a path to a route; NotFound / "405" (method) otherwise.
+absl::StatusOr<Route> MatchRoute(const std::string& method,
+                                 const std::string& path,
+                                 std::string* allowed) {
+  std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+  for (std::string& p : parts) {
+    std::string decoded;
+    if (!PercentDecode(p, &decoded)) {
+      return absl::InvalidArgumentError("malformed path: bad percent escape");
+    }
+    p = decoded;
+  }
+  struct Candidate {
+    const char* method;
+    const char* name;
+    Role role;
+  };
+  std::vector<Candidate> candidates;
+  std::vector<std::string> args;
+  const std::size_t n = parts.size();
+  auto is = [&](std::size_t i, const char* s) { return i < n && parts[i] == s; };
+  if (n == 1 && is(0, "healthz")) {
+    candidates = {{"GET", "Health", Role::kRead}};
+  } else if (n == 1 && is(0, "metrics")) {
+    candidates = {{"GET", "Metrics", Role::kRead}};
+  } else if (n >= 2 && is(0, "v1")) {
+    if (n == 2 && is(1, "info")) {
+      candidates = {{"GET", "GetAgentInfo", Role::kRead}};
+    } else if (n == 2 && is(1, "traces")) {
+      candidates = {{"GET", "ListTraces", Role::kRead},
+                    {"POST", "StartTrace", Role::kControl}};
+    } else if (n == 3 && is(1, "traces")) {
+      candidates = {{"GET", "GetTrace", Role::kRead}};
+      args = {parts[2]};
+    } else if (n == 4 && is(1, "traces") && is(3, "stop")) {
+      candidates = {{"POST", "StopTrace", Role::kControl}};
+      args = {parts[2]};
+    } else if (n == 4 && is(1, "traces") && is(3, "cancel")) {
+      candidates = {{"POST", "CancelTrace", Role::kControl}};
+      args = {parts[2]};
+    } else if (n == 2 && is(1, "keepalive")) {
+      candidates = {{"POST", "KeepAlive", Role::kControl}};
+    } else if (n == 2 && is(1, "stop-all")) {
+      candidates = {{"POST", "StopAllTraces", Role::kAdmin}};
+    } else if (n == 2 && is(1, "fence")) {
+      candidates = {{"POST", "Fence", Role::kAdmin}};
+    } else if (n == 2 && is(1, "unfence")) {
+      candidates = {{"POST", "Unfence", Role::kAdmin}};
+    } else if (n == 2 && is(1, "artifacts")) {
+      candidates = {{"GET", "ListArtifacts", Role::kRead}};
+    } else if (n == 3 && is(1, "artifacts")) {
+      candidates = {{"GET", "GetArtifact", Role::kRead},
+                    {"DELETE", "DeleteArtifact", Role::kAdmin}};
+      args = {parts[2]};
+    } else if (n == 4 && is(1, "artifacts") && is(3, "content")) {
+      candidates = {{"GET", "FetchArtifact", Role::kRead}};
+      args = {parts[2]};
+    } else if (n == 2 && is(1, "commands")) {
+      candidates = {{"POST", "RunCommand", Role::kAdmin}};
+    }
+  }
+  if (candidates.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no route ", method, " ", path, "; see README (REST API)"));
+  }
+  std::vector<std::string> methods;
+  for (const Candidate& c : candidates) {
+    if (method == c.method) return Route{c.method, c.name, c.role, args};
+    methods.push_back(c.method);
+  }
+  *allowed = absl::StrJoin(methods, ", ");
+  return absl::UnimplementedError(absl::StrCat(
+      "method ", method, " is not allowed on ", path, "; use ", *allowed));
 }
 
 }  // namespace
@@ -91,8 +234,9 @@ int HttpStatusFor(absl::StatusCode code) {
       return 200;
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
       return 400;
+    case absl::StatusCode::kOutOfRange:
+      return 416;
     case absl::StatusCode::kUnauthenticated:
       return 401;
     case absl::StatusCode::kPermissionDenied:
@@ -117,295 +261,334 @@ int HttpStatusFor(absl::StatusCode code) {
   }
 }
 
+std::string JsonErrorBody(absl::StatusCode code, int http_status,
+                          absl::string_view message) {
+  nlohmann::json j = {{"code", absl::StatusCodeToString(code)},
+                      {"message", std::string(message)},
+                      {"http_status", http_status}};
+  // Invalid UTF-8 in a message (a client's bytes echoed back) is replaced.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n";
+}
+
 absl::StatusOr<std::unique_ptr<RestGateway>> RestGateway::Start(
-    const std::string& listen, const TlsConfig& tls, RestGatewayDeps deps) {
-  const std::size_t colon = listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("REST listen address \"", listen, "\" must be HOST:PORT"));
-  }
-  std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+    const std::string& listen, const TlsConfig& tls, HttpLimits limits,
+    RestGatewayDeps deps) {
   std::unique_ptr<RestGateway> g(new RestGateway());
   g->deps_ = std::move(deps);
-  if (tls.enabled()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(
-        tls.cert_file.c_str(), tls.key_file.c_str(),
-        tls.client_ca_file.empty() ? nullptr : tls.client_ca_file.c_str());
-    if (!ssl->is_valid()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot set up TLS for the REST listener from ",
-                       tls.cert_file, " / ", tls.key_file));
-    }
-    g->server_ = std::move(ssl);
-  } else {
-    g->server_ = std::make_unique<httplib::Server>();
-  }
-  g->server_->set_payload_max_length(8 * kMaxBody);
-  g->server_->set_read_timeout(std::chrono::seconds(30));
-  g->server_->new_task_queue = [] { return new httplib::ThreadPool(8); };
-  g->Routes();
-  const int bound = port == 0
-                        ? g->server_->bind_to_any_port(host)
-                        : (g->server_->bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen (REST) on ", listen, " (address in use?)"));
-  }
-  g->port_ = bound;
-  httplib::Server* server = g->server_.get();
-  g->thread_ = std::thread([server] { server->listen_after_bind(); });
+  RestGateway* self = g.get();
+  Metrics* metrics = g->deps_.metrics;
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(
+      listen, tls, limits,
+      [self](HttpRequest req, HttpRespond respond) {
+        self->Handle(std::move(req), std::move(respond));
+      },
+      [metrics](int status, const std::string& message) {
+        // The server's own errors: the canonical code closest to each.
+        absl::StatusCode code = absl::StatusCode::kInvalidArgument;
+        if (status == 503) code = absl::StatusCode::kUnavailable;
+        if (status == 408) code = absl::StatusCode::kDeadlineExceeded;
+        metrics->Request("rest", "protocol", absl::StatusCodeToString(code));
+        HttpResponse r = Json(status, JsonErrorBody(code, status, message));
+        r.headers.push_back({"Connection", "close"});
+        if (status == 503) r.headers.push_back({"Retry-After", "1"});
+        return r;
+      });
+  if (!server.ok()) return server.status();
+  g->server_ = std::move(*server);
   return g;
 }
 
 RestGateway::~RestGateway() { Stop(); }
 
 void RestGateway::Stop() {
-  if (server_ != nullptr) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (server_ != nullptr) server_->Stop();
 }
 
-void RestGateway::Routes() {
-  httplib::Server& s = *server_;
-  // Every route: authorization, metrics, errors as JSON.
-  using Body = std::function<absl::Status(const httplib::Request&,
-                                          httplib::Response&, const Caller&)>;
-  auto route = [this](const char* name, Role role, Body body) {
-    return [this, name, role, body](const httplib::Request& req,
-                                    httplib::Response& res) {
-      if (req.body.size() > kMaxBody) {
-        SendJson(res, 413,
-                 absl::StrCat("{\"code\": \"INVALID_ARGUMENT\", \"message\": "
-                              "\"request body of ",
-                              req.body.size(), " bytes; at most ", kMaxBody,
-                              " are accepted\", \"http_status\": 413}\n"));
-        deps_.metrics->Request("rest", name, "INVALID_ARGUMENT");
-        return;
-      }
-      auto it = req.headers.find("Authorization");
-      const std::string authz = it == req.headers.end() ? "" : it->second;
-      absl::StatusOr<Caller> caller =
-          deps_.authorizer->Authorize(authz, CertIdentity(req), name, role);
-      absl::Status st = caller.ok() ? body(req, res, *caller) : caller.status();
-      if (!st.ok()) SendError(res, st);
-      deps_.metrics->Request("rest", name, absl::StatusCodeToString(st.code()));
-    };
+void RestGateway::Handle(HttpRequest req, HttpRespond respond) {
+  std::string allowed;
+  absl::StatusOr<Route> route = MatchRoute(req.method, req.path, &allowed);
+  if (!route.ok()) {
+    HttpResponse r = Error(route.status());
+    if (route.status().code() == absl::StatusCode::kUnimplemented) {
+      r.status = 405;
+      r.body = JsonErrorBody(route.status().code(), 405,
+                             route.status().message());
+      r.headers.push_back({"Allow", allowed});
+    }
+    deps_.metrics->Request(
+        "rest", "unknown",
+        absl::StatusCodeToString(route.status().code()));
+    return respond(std::move(r));
+  }
+  const std::string name = route->name;
+  if (name == "Health") {
+    HttpResponse r;
+    r.content_type = "text/plain";
+    r.body = "ok\n";
+    return respond(std::move(r));
+  }
+  // Every other route: authorization, metrics, errors as JSON.
+  const std::string authz = req.Header("authorization");
+  absl::StatusOr<Caller> caller = deps_.authorizer->Authorize(
+      authz, req.cert_identity, name, route->role);
+  Metrics* metrics = deps_.metrics;
+  auto done = [metrics, name, respond](absl::StatusOr<HttpResponse> r) {
+    metrics->Request("rest", name,
+                     absl::StatusCodeToString(r.status().code()));
+    respond(r.ok() ? std::move(*r) : Error(r.status()));
   };
-  auto audited = [this](const Caller& c, const httplib::Request& req,
-                        const char* op, const std::string& target,
-                        const absl::Status& st) {
-    deps_.audit->Record(
-        c, absl::StrCat("rest:", req.remote_addr, ":", req.remote_port), op,
-        target, st);
+  if (!caller.ok()) {
+    Caller refused;
+    refused.identity = RefusedIdentity(authz, req.cert_identity);
+    deps_.audit->Record(refused, req.peer, name, "", caller.status());
+    return done(caller.status());
+  }
+  const std::string arg = route->args.empty() ? "" : route->args[0];
+  AuditLog* audit = deps_.audit;
+  SessionManager* manager = deps_.manager;
+  ArtifactStore* store = deps_.store;
+  CommandRunner* runner = deps_.runner;
+  const Caller c = *caller;
+  const std::string peer = req.peer;
+
+  // Runs `work` on `pool`, or answers "agent busy" at once.
+  auto on_pool = [&done, name](WorkPool& pool,
+                               std::function<absl::StatusOr<HttpResponse>()> work) {
+    auto shared =
+        std::make_shared<std::function<absl::StatusOr<HttpResponse>()>>(
+            std::move(work));
+    if (!pool.Submit([done, shared] { done((*shared)()); })) {
+      done(BusyStatus(pool, name));
+    }
   };
 
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-  });
-  s.Get("/metrics", route("Metrics", Role::kRead,
-                          [this](const auto&, auto& res, const auto&) {
-                            res.set_content(deps_.metrics->Render(
-                                                deps_.manager->active_count(),
-                                                deps_.store->count(),
-                                                deps_.store->total_bytes()),
-                                            "text/plain; version=0.0.4");
-                            return absl::OkStatus();
-                          }));
-  s.Get("/v1/info", route("GetAgentInfo", Role::kRead,
-                          [this](const auto&, auto& res, const auto&) {
-                            SendProto(res, deps_.info());
-                            return absl::OkStatus();
-                          }));
-  s.Get("/v1/traces", route("ListTraces", Role::kRead,
-                            [this](const auto& req, auto& res, const auto&) {
-                              v1::ListTracesResponse out;
-                              for (v1::TraceSession& t : deps_.manager->List(
-                                       QueryTrue(req, "include_finished"))) {
-                                *out.add_sessions() = std::move(t);
-                              }
-                              SendProto(res, out);
-                              return absl::OkStatus();
-                            }));
-  s.Post("/v1/traces",
-         route("StartTrace", Role::kControl,
-               [this, audited](const auto& req, auto& res, const Caller& c) {
-                 v1::StartTraceRequest in;
-                 if (absl::Status p = ParseBody(req, &in); !p.ok()) return p;
-                 absl::StatusOr<v1::TraceSession> r = deps_.manager->Start(in);
-                 audited(c, req, "StartTrace",
-                         absl::StrCat(in.name(), " profile=", in.profile()),
-                         r.status());
-                 if (!r.ok()) return r.status();
-                 SendProto(res, *r);
-                 return absl::OkStatus();
-               }));
-  s.Get(R"(/v1/traces/([^/]+))",
-        route("GetTrace", Role::kRead,
-              [this](const auto& req, auto& res, const auto&) {
-                absl::StatusOr<v1::TraceSession> r =
-                    deps_.manager->Get(req.matches[1]);
-                if (!r.ok()) return r.status();
-                SendProto(res, *r);
-                return absl::OkStatus();
-              }));
-  s.Post(R"(/v1/traces/([^/]+)/stop)",
-         route("StopTrace", Role::kControl,
-               [this, audited](const auto& req, auto& res, const Caller& c) {
-                 absl::StatusOr<v1::StopTraceResponse> r =
-                     deps_.manager->Stop(req.matches[1]);
-                 audited(c, req, "StopTrace", req.matches[1], r.status());
-                 if (!r.ok()) return r.status();
-                 SendProto(res, *r);
-                 return absl::OkStatus();
-               }));
-  s.Post(R"(/v1/traces/([^/]+)/cancel)",
-         route("CancelTrace", Role::kControl,
-               [this, audited](const auto& req, auto& res, const Caller& c) {
-                 absl::StatusOr<v1::TraceSession> r =
-                     deps_.manager->Cancel(req.matches[1]);
-                 audited(c, req, "CancelTrace", req.matches[1], r.status());
-                 if (!r.ok()) return r.status();
-                 SendProto(res, *r);
-                 return absl::OkStatus();
-               }));
-  s.Post("/v1/stop-all",
-         route("StopAllTraces", Role::kAdmin,
-               [this, audited](const auto& req, auto& res, const Caller& c) {
-                 const bool discard = QueryTrue(req, "discard");
-                 v1::StopAllTracesResponse r = deps_.manager->StopAll(discard);
-                 audited(c, req, "StopAllTraces",
-                         discard ? "all (discard)" : "all", absl::OkStatus());
-                 SendProto(res, r);
-                 return absl::OkStatus();
-               }));
-  s.Get(
-      "/v1/artifacts",
-      route("ListArtifacts", Role::kRead,
-            [this](const auto& req, auto& res, const auto&) {
-              const std::string run = req.get_param_value("run_id");
-              const std::string name = req.get_param_value("name");
-              if (absl::Status v = ValidateOptionalName("run_id", run); !v.ok())
-                return v;
-              if (absl::Status v = ValidateOptionalName("name", name); !v.ok())
-                return v;
-              v1::ListArtifactsResponse out;
-              for (v1::Artifact& a : deps_.store->List(run, name))
-                *out.add_artifacts() = std::move(a);
-              SendProto(res, out);
-              return absl::OkStatus();
-            }));
-  s.Get(R"(/v1/artifacts/([^/]+))",
-        route("GetArtifact", Role::kRead,
-              [this](const auto& req, auto& res, const auto&) {
-                absl::StatusOr<v1::Artifact> a =
-                    deps_.store->Get(req.matches[1]);
-                if (!a.ok()) return a.status();
-                SendProto(res, *a);
-                return absl::OkStatus();
-              }));
-  s.Delete(R"(/v1/artifacts/([^/]+))",
-           route("DeleteArtifact", Role::kAdmin,
-                 [this, audited](const auto& req, auto& res, const Caller& c) {
-                   absl::StatusOr<std::uint64_t> freed =
-                       deps_.store->Delete(req.matches[1]);
-                   audited(c, req, "DeleteArtifact", req.matches[1],
-                           freed.status());
-                   if (!freed.ok()) return freed.status();
-                   v1::DeleteArtifactResponse out;
-                   out.set_freed_bytes(*freed);
-                   SendProto(res, out);
-                   return absl::OkStatus();
-                 }));
-  s.Get(
-      R"(/v1/artifacts/([^/]+)/content)",
-      route(
-          "FetchArtifact", Role::kRead,
-          [this](const auto& req, auto& res, const auto&) {
-            absl::StatusOr<v1::Artifact> a = deps_.store->Get(req.matches[1]);
-            if (!a.ok()) return a.status();
-            absl::StatusOr<std::filesystem::path> path =
-                deps_.store->PathOf(a->id());
-            if (!path.ok()) return path.status();
-            auto in = std::make_shared<std::ifstream>(*path, std::ios::binary);
-            if (!*in)
-              return absl::InternalError(
-                  absl::StrCat("cannot open ", a->file_name()));
-            res.set_header("ETag", absl::StrCat("\"", a->sha256(), "\""));
-            // A range that starts past the end: 416 with the size (RFC 9110;
-            // curl -C - on a complete file relies on it).
-            for (const auto& [first, last] : req.ranges) {
-              if (first >= 0 &&
-                  static_cast<std::uint64_t>(first) >= a->size_bytes()) {
-                res.set_header("Content-Range",
-                               absl::StrCat("bytes */", a->size_bytes()));
-                SendJson(
-                    res, 416,
-                    absl::StrCat("{\"code\": \"OUT_OF_RANGE\", \"message\": "
-                                 "\"range starts at ",
-                                 first, ", past the end of ", a->id(), " (",
-                                 a->size_bytes(),
-                                 " bytes)\", \"http_status\": 416}\n"));
-                return absl::OkStatus();
-              }
-            }
-            res.set_header(
-                "Content-Disposition",
-                absl::StrCat("attachment; filename=\"", a->file_name(), "\""));
-            Metrics* metrics = deps_.metrics;
-            // httplib answers Range requests (206, 416) from this provider.
-            res.set_content_provider(
-                a->size_bytes(), "application/octet-stream",
-                [in, metrics](std::size_t offset, std::size_t length,
-                              httplib::DataSink& sink) {
-                  std::vector<char> buf(std::min<std::size_t>(length, 1 << 20));
-                  in->clear();
-                  in->seekg(static_cast<std::streamoff>(offset));
-                  in->read(buf.data(),
-                           static_cast<std::streamsize>(buf.size()));
-                  const std::streamsize n = in->gcount();
-                  if (n <= 0) return false;
-                  metrics->BytesServed(static_cast<std::uint64_t>(n));
-                  return sink.write(buf.data(), static_cast<std::size_t>(n));
-                });
-            return absl::OkStatus();
-          }));
-  s.Post("/v1/commands",
-         route("RunCommand", Role::kAdmin,
-               [this, audited](const auto& req, auto& res, const Caller& c) {
-                 v1::RunCommandRequest in;
-                 if (absl::Status p = ParseBody(req, &in); !p.ok()) return p;
-                 absl::StatusOr<v1::RunCommandResponse> r =
-                     // httplib 0.11 cannot tell when the client went away: the
-                     // program runs to its end or its timeout.
-                     deps_.runner->Run(in, [] { return false; });
-                 audited(c, req, "RunCommand",
-                         absl::StrCat(in.trace().name(), " ",
-                                      in.argv_size() > 0 ? in.argv(0) : ""),
-                         r.status());
-                 if (!r.ok()) return r.status();
-                 SendProto(res, *r);
-                 return absl::OkStatus();
-               }));
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;  // A route already wrote its JSON error.
-    if (res.status == 404) {
-      SendError(res, absl::NotFoundError(
-                         absl::StrCat("no route ", req.method, " ", req.path,
-                                      "; see README (REST API)")));
-    } else if (res.status == 413) {
-      res.set_content(
-          absl::StrCat(
-              "{\"code\": \"INVALID_ARGUMENT\", \"message\": \"request "
-              "body larger than ",
-              kMaxBody, " bytes\", \"http_status\": 413}\n"),
-          "application/json");
+  if (name == "Metrics") {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics->Render(manager->active_count(), store->count(),
+                             store->total_bytes());
+    return done(r);
+  }
+  if (name == "GetAgentInfo") return done(Proto(deps_.info()));
+  if (name == "ListTraces") {
+    v1::ListTracesResponse out;
+    for (v1::TraceSession& t : manager->List(QueryTrue(req, "include_finished"))) {
+      *out.add_sessions() = std::move(t);
     }
-  });
+    return done(Proto(out));
+  }
+  if (name == "GetTrace") {
+    absl::StatusOr<v1::TraceSession> r = manager->Get(arg);
+    return done(r.ok() ? absl::StatusOr<HttpResponse>(Proto(*r)) : r.status());
+  }
+  if (name == "ListArtifacts") {
+    v1::ListArtifactsRequest in;
+    in.set_run_id(Query(req, "run_id"));
+    in.set_name(Query(req, "name"));
+    in.set_page_token(Query(req, "page_token"));
+    if (std::string ps = Query(req, "page_size"); !ps.empty()) {
+      int n = 0;
+      if (!absl::SimpleAtoi(ps, &n)) {
+        return done(absl::InvalidArgumentError("page_size is not a number"));
+      }
+      in.set_page_size(n);
+    }
+    v1::ListArtifactsResponse out;
+    absl::Status s = ListArtifactsPage(*store, in, &out);
+    return done(s.ok() ? absl::StatusOr<HttpResponse>(Proto(out)) : s);
+  }
+  if (name == "GetArtifact") {
+    absl::StatusOr<v1::Artifact> a = store->Get(arg);
+    return done(a.ok() ? absl::StatusOr<HttpResponse>(Proto(*a)) : a.status());
+  }
+  if (name == "KeepAlive") {
+    // Cheap and vital (a missed renewal stops traces): never queued.
+    v1::KeepAliveRequest in;
+    if (absl::Status p = ParseBody(req, &in); !p.ok()) return done(p);
+    absl::StatusOr<v1::KeepAliveResponse> r = manager->KeepAlive(in);
+    return done(r.ok() ? absl::StatusOr<HttpResponse>(Proto(*r)) : r.status());
+  }
+  if (name == "StartTrace") {
+    auto in = std::make_shared<v1::StartTraceRequest>();
+    if (absl::Status p = ParseBody(req, in.get()); !p.ok()) return done(p);
+    return on_pool(deps_.pools->control, [=]() -> absl::StatusOr<HttpResponse> {
+      const std::string target =
+          absl::StrCat(in->name(), " profile=", in->profile());
+      if (absl::Status a = audit->Begin(c, peer, "StartTrace", target); !a.ok())
+        return a;
+      absl::StatusOr<v1::TraceSession> r = manager->Start(*in);
+      audit->Record(c, peer, "StartTrace", target, r.status());
+      if (!r.ok()) return r.status();
+      return Proto(*r);
+    });
+  }
+  if (name == "StopTrace" || name == "CancelTrace") {
+    return on_pool(deps_.pools->control, [=]() -> absl::StatusOr<HttpResponse> {
+      if (name == "StopTrace") {
+        absl::StatusOr<v1::StopTraceResponse> r = manager->Stop(arg);
+        audit->Record(c, peer, name, arg, r.status());
+        if (!r.ok()) return r.status();
+        return Proto(*r);
+      }
+      absl::StatusOr<v1::TraceSession> r = manager->Cancel(arg);
+      audit->Record(c, peer, name, arg, r.status());
+      if (!r.ok()) return r.status();
+      return Proto(*r);
+    });
+  }
+  if (name == "StopAllTraces") {
+    const bool discard = QueryTrue(req, "discard");
+    return on_pool(deps_.pools->emergency,
+                   [=]() -> absl::StatusOr<HttpResponse> {
+                     v1::StopAllTracesResponse out;
+                     for (v1::StoppedCommand& k :
+                          runner->KillAll("an emergency stop-all")) {
+                       *out.add_commands() = std::move(k);
+                     }
+                     v1::StopAllTracesResponse r = manager->StopAll(discard);
+                     for (v1::StopAllResult& x : *r.mutable_results()) {
+                       *out.add_results() = std::move(x);
+                     }
+                     audit->Record(c, peer, "StopAllTraces",
+                                   discard ? "all (discard)" : "all",
+                                   absl::OkStatus());
+                     return Proto(out);
+                   });
+  }
+  if (name == "Fence") {
+    auto in = std::make_shared<v1::FenceRequest>();
+    if (absl::Status p = ParseBody(req, in.get()); !p.ok()) return done(p);
+    return on_pool(deps_.pools->emergency,
+                   [=]() -> absl::StatusOr<HttpResponse> {
+                     std::vector<v1::StoppedCommand> killed = runner->KillAll(
+                         "an emergency stop-all with a fence");
+                     absl::StatusOr<v1::FenceResponse> r =
+                         manager->Fence(c.identity, in->reason());
+                     audit->Record(c, peer, "Fence", QuoteForMessage(in->reason()),
+                                   r.status());
+                     if (!r.ok()) return r.status();
+                     for (v1::StoppedCommand& k : killed) {
+                       *r->mutable_stopped()->add_commands() = std::move(k);
+                     }
+                     return Proto(*r);
+                   });
+  }
+  if (name == "Unfence") {
+    return on_pool(deps_.pools->emergency,
+                   [=]() -> absl::StatusOr<HttpResponse> {
+                     if (absl::Status a = audit->Begin(c, peer, "Unfence", "");
+                         !a.ok()) {
+                       return a;
+                     }
+                     absl::StatusOr<v1::FenceState> r = manager->Unfence(c.identity);
+                     audit->Record(c, peer, "Unfence", "", r.status());
+                     if (!r.ok()) return r.status();
+                     return Proto(*r);
+                   });
+  }
+  if (name == "DeleteArtifact") {
+    return on_pool(deps_.pools->control, [=]() -> absl::StatusOr<HttpResponse> {
+      if (absl::Status a = audit->Begin(c, peer, "DeleteArtifact", arg); !a.ok())
+        return a;
+      absl::StatusOr<std::uint64_t> freed = store->Delete(arg);
+      audit->Record(c, peer, "DeleteArtifact", arg, freed.status());
+      if (!freed.ok()) return freed.status();
+      v1::DeleteArtifactResponse out;
+      out.set_freed_bytes(*freed);
+      return Proto(out);
+    });
+  }
+  if (name == "RunCommand") {
+    auto in = std::make_shared<v1::RunCommandRequest>();
+    if (absl::Status p = ParseBody(req, in.get()); !p.ok()) return done(p);
+    auto gone = req.client_gone;
+    return on_pool(deps_.pools->commands, [=]() -> absl::StatusOr<HttpResponse> {
+      const std::string target =
+          absl::StrCat(in->trace().name(), " argv=",
+                       QuoteForMessage(absl::StrJoin(in->argv(), " ")));
+      if (absl::Status a = audit->Begin(c, peer, "RunCommand", target); !a.ok())
+        return a;
+      // A client that hangs up ends the program (its trace is still kept).
+      absl::StatusOr<v1::RunCommandResponse> r = runner->Run(*in, gone);
+      audit->Record(c, peer, "RunCommand", target, r.status());
+      if (!r.ok()) return r.status();
+      return Proto(*r);
+    });
+  }
+  if (name == "FetchArtifact") {
+    absl::StatusOr<v1::Artifact> a = store->Get(arg);
+    absl::StatusOr<std::filesystem::path> path =
+        a.ok() ? store->PathOf(arg)
+               : absl::StatusOr<std::filesystem::path>(a.status());
+    if (!path.ok()) return done(path.status());
+    const std::string etag = absl::StrCat("\"", a->sha256(), "\"");
+    if (req.Header("if-none-match") == etag) {
+      HttpResponse r;
+      r.status = 304;
+      r.content_type = "application/octet-stream";
+      r.headers.push_back({"ETag", etag});
+      return done(r);
+    }
+    const std::uint64_t size = a->size_bytes();
+    ByteRange range{0, size == 0 ? 0 : size - 1};
+    RangeKind kind = RangeKind::kNone;
+    const std::string if_range = req.Header("if-range");
+    if (!req.Header("range").empty() && (if_range.empty() || if_range == etag)) {
+      kind = ParseRange(req.Header("range"), size, &range);
+    }
+    if (kind == RangeKind::kUnsatisfiable) {
+      HttpResponse r = Json(
+          416, JsonErrorBody(absl::StatusCode::kOutOfRange, 416,
+                             absl::StrCat("range ", req.Header("range"),
+                                          " is outside ", a->id(), " (", size,
+                                          " bytes)")));
+      r.headers.push_back({"Content-Range", absl::StrCat("bytes */", size)});
+      return done(r);
+    }
+    std::atomic<int>& slots = deps_.pools->active_downloads;
+    if (++slots > deps_.pools->max_downloads) {
+      --slots;
+      HttpResponse r = Error(absl::UnavailableError(absl::StrCat(
+          kBusyPrefix, "FetchArtifact: ", deps_.pools->max_downloads,
+          " downloads are in progress, the limit (max_downloads); retry in a "
+          "moment")));
+      metrics->Request("rest", name, "UNAVAILABLE");
+      return respond(std::move(r));
+    }
+    HttpResponse r;
+    r.status = kind == RangeKind::kOne ? 206 : 200;
+    r.content_type = "application/octet-stream";
+    r.headers.push_back({"ETag", etag});
+    r.headers.push_back({"Accept-Ranges", "bytes"});
+    r.headers.push_back(
+        {"Content-Disposition",
+         absl::StrCat("attachment; filename=\"", a->file_name(), "\"")});
+    if (kind == RangeKind::kOne) {
+      r.headers.push_back({"Content-Range",
+                           absl::StrCat("bytes ", range.first, "-", range.last,
+                                        "/", size)});
+    }
+    HttpFile f;
+    f.path = *path;
+    f.offset = kind == RangeKind::kOne ? range.first : 0;
+    f.length = size == 0 ? 0 : (kind == RangeKind::kOne ? range.last - range.first + 1 : size);
+    f.on_bytes = [metrics](std::uint64_t n) { metrics->BytesServed(n); };
+    const std::string id = a->id();
+    const std::uint64_t offset = f.offset;
+    AgentPools* pools = deps_.pools;
+    f.on_done = [pools, audit, c, peer, id, offset](bool whole,
+                                                    std::uint64_t sent) {
+      --pools->active_downloads;
+      audit->Record(c, peer, "FetchArtifact",
+                    absl::StrCat(id, " offset=", offset, " bytes=", sent),
+                    whole ? absl::OkStatus()
+                          : absl::CancelledError("the download was cut off"));
+    };
+    r.file = std::move(f);
+    return done(r);
+  }
+  done(absl::InternalError(absl::StrCat("route ", name, " has no handler")));
 }
 
 }  // namespace labtrace::agent

@@ -1,11 +1,11 @@
 #include "agent/service/trace_agent_service.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fstream>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/service/status_convert.h"
 #include "common/file_util.h"
 #include "common/host_info.h"
@@ -17,8 +17,10 @@ namespace labtrace::agent {
 namespace {
 
 // 2 MiB keeps every message under gRPC's default 4 MiB receive limit, so
-// stock clients (grpcurl) can ask for the largest chunk too.
+// stock clients (grpcurl) can ask for the largest chunk too. Below 4 KiB a
+// stream costs the agent far more per byte than it is worth.
 constexpr std::uint32_t kMaxChunkBytes = 2 << 20;
+constexpr std::uint32_t kMinChunkBytes = 4096;
 
 template <typename T>
 grpc::Status Assign(absl::StatusOr<T> result, T* out) {
@@ -27,57 +29,260 @@ grpc::Status Assign(absl::StatusOr<T> result, T* out) {
   return grpc::Status::OK;
 }
 
-// The verified client certificate's CN under mutual TLS, else "".
-std::string CertIdentity(const grpc::ServerContext* ctx) {
+// The verified client certificate's subject CN under mutual TLS, else "".
+// The CN, as the REST gateway and the README use (not the first SAN).
+std::string CertIdentity(const grpc::CallbackServerContext* ctx) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
   if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
-  std::vector<grpc::string_ref> ids = auth->GetPeerIdentity();
-  return ids.empty() ? "" : std::string(ids[0].data(), ids[0].size());
+  std::vector<grpc::string_ref> cn = auth->FindPropertyValues("x509_common_name");
+  if (cn.empty()) return "";
+  return std::string(cn[0].data(), cn[0].size());
+}
+
+std::string Authorization(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), it->second.size());
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// FetchArtifact: one reactor per stream.
+
+class TraceAgentService::FetchReactor final
+    : public grpc::ServerWriteReactor<v1::ArtifactChunk> {
+ public:
+  // Takes a download slot if `counted` (released in OnDone).
+  FetchReactor(TraceAgentService* svc, grpc::CallbackServerContext* ctx,
+               bool counted)
+      : svc_(svc), ctx_(ctx), counted_(counted) {
+    absl::MutexLock lock(&svc_->streams_mu_);
+    svc_->streams_.insert(this);
+  }
+
+  // Ends the call at once (before any data).
+  void Refuse(const grpc::Status& status) {
+    status_ = status;
+    Finish(status);
+  }
+
+  void Begin(Caller caller, v1::Artifact artifact, std::filesystem::path path,
+             std::uint64_t offset, std::uint32_t chunk) {
+    caller_ = std::move(caller);
+    artifact_ = std::move(artifact);
+    path_ = std::move(path);
+    offset_ = start_offset_ = offset;
+    chunk_ = chunk;
+    ScheduleNext();
+  }
+
+  // Watchdog: a write the client has not taken for `limit`.
+  void CancelIfStalled(std::int64_t now_ns, absl::Duration limit) {
+    const std::int64_t since = write_started_ns_.load();
+    if (since != 0 && now_ns - since > absl::ToInt64Nanoseconds(limit)) {
+      if (!stall_cancelled_.exchange(true)) {
+        spdlog::warn("FetchArtifact {} to {}: the client read nothing for {}; "
+                     "cancelling the stream",
+                     artifact_.id(), ctx_->peer(), absl::FormatDuration(limit));
+        ctx_->TryCancel();
+      }
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    write_started_ns_.store(0);
+    if (!ok) {
+      Done(grpc::Status(grpc::StatusCode::CANCELLED,
+                        stall_cancelled_ ? "the client stopped reading"
+                                         : "the client went away"));
+      return;
+    }
+    sent_ += last_len_;
+    if (offset_ >= artifact_.size_bytes()) {
+      Done(grpc::Status::OK);
+    } else {
+      ScheduleNext();
+    }
+  }
+
+  void OnDone() override {
+    if (counted_) --svc_->pools_->active_downloads;
+    if (!caller_.identity.empty()) {
+      svc_->audit_->Record(
+          caller_, ctx_->peer(), "FetchArtifact",
+          absl::StrCat(artifact_.id(), " offset=", start_offset_,
+                       " bytes=", sent_),
+          absl::Status(static_cast<absl::StatusCode>(status_.error_code()),
+                       status_.error_message()));
+    }
+    {
+      absl::MutexLock lock(&svc_->streams_mu_);
+      svc_->streams_.erase(this);
+    }
+    delete this;
+  }
+
+ private:
+  void ScheduleNext() {
+    if (!svc_->pools_->downloads.Submit([this] { ReadAndWrite(); })) {
+      Done(ToGrpcStatus(BusyStatus(svc_->pools_->downloads, "FetchArtifact")));
+    }
+  }
+
+  // On a downloads thread: the next chunk, then an async write.
+  void ReadAndWrite() {
+    if (ctx_->IsCancelled()) {
+      Done(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+      return;
+    }
+    const std::uint64_t size = artifact_.size_bytes();
+    if (!in_.is_open()) {
+      // An open file keeps the bytes readable even if the artifact is
+      // deleted mid-stream (POSIX).
+      in_.open(path_, std::ios::binary);
+      if (!in_) {
+        Done(grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("cannot open ", artifact_.file_name())));
+        return;
+      }
+      in_.seekg(static_cast<std::streamoff>(offset_));
+      msg_.set_total_size(size);
+      msg_.set_sha256(artifact_.sha256());
+    } else {
+      msg_.clear_total_size();
+      msg_.clear_sha256();
+    }
+    const std::size_t want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(chunk_, size - offset_));
+    std::string* data = msg_.mutable_data();
+    data->resize(want);
+    in_.read(data->data(), static_cast<std::streamsize>(want));
+    const std::size_t got =
+        in_ ? want
+            : static_cast<std::size_t>(std::max<std::streamsize>(in_.gcount(), 0));
+    if (got < want) {
+      Done(grpc::Status(
+          grpc::StatusCode::DATA_LOSS,
+          absl::StrCat("artifact ", artifact_.id(), " is shorter than its ",
+                       size, " bytes (read failed at offset ", offset_ + got,
+                       ")")));
+      return;
+    }
+    msg_.set_offset(offset_);
+    offset_ += got;
+    last_len_ = got;
+    write_started_ns_.store(absl::GetCurrentTimeNanos());
+    StartWrite(&msg_);
+  }
+
+  void Done(const grpc::Status& status) {
+    status_ = status;
+    Finish(status);
+  }
+
+  TraceAgentService* const svc_;
+  grpc::CallbackServerContext* const ctx_;
+  const bool counted_;
+  Caller caller_;
+  v1::Artifact artifact_;
+  std::filesystem::path path_;
+  std::uint64_t offset_ = 0;
+  std::uint64_t start_offset_ = 0;
+  std::uint32_t chunk_ = 0;
+  std::ifstream in_;
+  v1::ArtifactChunk msg_;
+  std::uint64_t last_len_ = 0;
+  std::uint64_t sent_ = 0;
+  grpc::Status status_;
+  std::atomic<std::int64_t> write_started_ns_{0};
+  std::atomic<bool> stall_cancelled_{false};
+};
+
+// ---------------------------------------------------------------------------
 
 TraceAgentService::TraceAgentService(TraceAgentServiceOptions options,
                                      SessionManager* manager,
                                      ArtifactStore* store,
                                      CommandRunner* runner,
                                      const Authorizer* authorizer,
-                                     AuditLog* audit)
+                                     AuditLog* audit, AgentPools* pools)
     : options_(std::move(options)),
       manager_(manager),
       store_(store),
       runner_(runner),
       authorizer_(authorizer),
-      audit_(audit) {}
+      audit_(audit),
+      pools_(pools) {
+  watchdog_ = std::thread([this] { WatchStalls(); });
+}
 
-grpc::Status TraceAgentService::Allow(grpc::ServerContext* ctx,
-                                      absl::string_view operation, Role needed,
-                                      Caller* caller) const {
-  std::string authorization;
-  const auto& md = ctx->client_metadata();
-  if (auto it = md.find("authorization"); it != md.end()) {
-    authorization.assign(it->second.data(), it->second.size());
+TraceAgentService::~TraceAgentService() {
+  {
+    absl::MutexLock lock(&streams_mu_);
+    stopping_ = true;
   }
-  absl::StatusOr<Caller> c = authorizer_->Authorize(
-      authorization, CertIdentity(ctx), operation, needed);
+  watchdog_.join();
+}
+
+void TraceAgentService::WatchStalls() {
+  absl::MutexLock lock(&streams_mu_);
+  while (!stopping_) {
+    const std::int64_t now = absl::GetCurrentTimeNanos();
+    for (FetchReactor* r : streams_) {
+      r->CancelIfStalled(now, options_.download_stall_timeout);
+    }
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_) {
+      return stopping_;
+    };
+    streams_mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(1));
+  }
+}
+
+grpc::Status TraceAgentService::Allow(grpc::CallbackServerContext* ctx,
+                                      absl::string_view operation, Role needed,
+                                      Caller* caller) {
+  const std::string authorization = Authorization(ctx);
+  const std::string cert = CertIdentity(ctx);
+  absl::StatusOr<Caller> c =
+      authorizer_->Authorize(authorization, cert, operation, needed);
   if (!c.ok()) {
     spdlog::warn("{} from {} refused: {}", std::string(operation), ctx->peer(),
                  c.status().ToString());
+    // Refusals are what an audit is for.
+    Caller refused;
+    refused.identity = RefusedIdentity(authorization, cert);
+    audit_->Record(refused, ctx->peer(), operation, "", c.status());
     return ToGrpcStatus(c.status());
   }
   *caller = std::move(*c);
   return grpc::Status::OK;
 }
 
-template <typename T>
-grpc::Status TraceAgentService::Audited(grpc::ServerContext* ctx,
-                                        const Caller& caller,
-                                        absl::string_view operation,
-                                        absl::string_view target,
-                                        absl::StatusOr<T> result, T* out) {
-  audit_->Record(caller, ctx->peer(), operation, target, result.status());
-  return Assign(std::move(result), out);
+grpc::ServerUnaryReactor* TraceAgentService::Run(
+    grpc::CallbackServerContext* ctx, WorkPool* pool, absl::string_view what,
+    std::function<grpc::Status()> work) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (pool == nullptr) {
+    reactor->Finish(work());
+    return reactor;
+  }
+  auto shared = std::make_shared<std::function<grpc::Status()>>(std::move(work));
+  if (!pool->Submit([reactor, shared] { reactor->Finish((*shared)()); })) {
+    ctx->AddTrailingMetadata("labtrace-busy", pool->name());
+    reactor->Finish(ToGrpcStatus(BusyStatus(*pool, what)));
+  }
+  return reactor;
 }
+
+#define LABTRACE_ALLOW(op, role)                                 \
+  Caller caller;                                                 \
+  if (grpc::Status s = Allow(ctx, op, role, &caller); !s.ok()) { \
+    auto* r = ctx->DefaultReactor();                             \
+    r->Finish(s);                                                \
+    return r;                                                    \
+  }
 
 v1::AgentInfo TraceAgentService::AgentInfoNow() const {
   v1::AgentInfo info;
@@ -96,198 +301,267 @@ v1::AgentInfo TraceAgentService::AgentInfoNow() const {
   info.set_active_sessions(manager_->active_count());
   *info.mutable_started_at() = ToProtoTimestamp(options_.started_at);
   info.set_artifact_count(store_->count());
+  *info.mutable_fence() = manager_->fence();
+  info.set_running_commands(runner_->running());
+  info.set_journal_error(manager_->journal_error());
   return info;
 }
 
-#define LABTRACE_ALLOW(op, role)                                 \
-  Caller caller;                                                 \
-  if (grpc::Status s = Allow(ctx, op, role, &caller); !s.ok()) { \
-    return s;                                                    \
-  }
-
-grpc::Status TraceAgentService::RunCommand(grpc::ServerContext* ctx,
-                                           const v1::RunCommandRequest* req,
-                                           v1::RunCommandResponse* resp) {
-  LABTRACE_ALLOW("RunCommand", Role::kAdmin);
-  return Audited(ctx, caller, "RunCommand",
-                 absl::StrCat(req->trace().name(), " ",
-                              req->argv_size() > 0 ? req->argv(0) : ""),
-                 runner_->Run(*req, [ctx] { return ctx->IsCancelled(); }),
-                 resp);
-}
-
-grpc::Status TraceAgentService::GetAgentInfo(grpc::ServerContext* ctx,
-                                             const v1::GetAgentInfoRequest*,
-                                             v1::AgentInfo* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::GetAgentInfo(
+    grpc::CallbackServerContext* ctx, const v1::GetAgentInfoRequest*,
+    v1::AgentInfo* resp) {
   LABTRACE_ALLOW("GetAgentInfo", Role::kRead);
-  *resp = AgentInfoNow();
-  return grpc::Status::OK;
+  return Run(ctx, nullptr, "GetAgentInfo", [this, resp] {
+    *resp = AgentInfoNow();
+    return grpc::Status::OK;
+  });
 }
 
-grpc::Status TraceAgentService::StartTrace(grpc::ServerContext* ctx,
-                                           const v1::StartTraceRequest* req,
-                                           v1::TraceSession* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::StartTrace(
+    grpc::CallbackServerContext* ctx, const v1::StartTraceRequest* req,
+    v1::TraceSession* resp) {
   LABTRACE_ALLOW("StartTrace", Role::kControl);
-  return Audited(ctx, caller, "StartTrace",
-                 absl::StrCat(req->name(), " profile=", req->profile()),
-                 manager_->Start(*req), resp);
+  return Run(ctx, &pools_->control, "StartTrace",
+             [this, ctx, req, resp, caller] {
+               const std::string target =
+                   absl::StrCat(req->name(), " profile=", req->profile());
+               // Fail closed: nothing starts that the audit cannot record.
+               if (absl::Status a = audit_->Begin(caller, ctx->peer(),
+                                                  "StartTrace", target);
+                   !a.ok()) {
+                 return ToGrpcStatus(a);
+               }
+               absl::StatusOr<v1::TraceSession> r = manager_->Start(*req);
+               audit_->Record(caller, ctx->peer(), "StartTrace", target,
+                              r.status());
+               return Assign(std::move(r), resp);
+             });
 }
 
-grpc::Status TraceAgentService::StopTrace(grpc::ServerContext* ctx,
-                                          const v1::StopTraceRequest* req,
-                                          v1::StopTraceResponse* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::StopTrace(
+    grpc::CallbackServerContext* ctx, const v1::StopTraceRequest* req,
+    v1::StopTraceResponse* resp) {
   LABTRACE_ALLOW("StopTrace", Role::kControl);
-  return Audited(ctx, caller, "StopTrace", req->name(),
-                 manager_->Stop(req->name()), resp);
+  return Run(ctx, &pools_->control, "StopTrace", [this, ctx, req, resp, caller] {
+    absl::StatusOr<v1::StopTraceResponse> r = manager_->Stop(req->name());
+    audit_->Record(caller, ctx->peer(), "StopTrace", req->name(), r.status());
+    return Assign(std::move(r), resp);
+  });
 }
 
-grpc::Status TraceAgentService::CancelTrace(grpc::ServerContext* ctx,
-                                            const v1::CancelTraceRequest* req,
-                                            v1::TraceSession* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::CancelTrace(
+    grpc::CallbackServerContext* ctx, const v1::CancelTraceRequest* req,
+    v1::TraceSession* resp) {
   LABTRACE_ALLOW("CancelTrace", Role::kControl);
-  return Audited(ctx, caller, "CancelTrace", req->name(),
-                 manager_->Cancel(req->name()), resp);
+  return Run(ctx, &pools_->control, "CancelTrace",
+             [this, ctx, req, resp, caller] {
+               absl::StatusOr<v1::TraceSession> r =
+                   manager_->Cancel(req->name());
+               audit_->Record(caller, ctx->peer(), "CancelTrace", req->name(),
+                              r.status());
+               return Assign(std::move(r), resp);
+             });
 }
 
-grpc::Status TraceAgentService::GetTrace(grpc::ServerContext* ctx,
-                                         const v1::GetTraceRequest* req,
-                                         v1::TraceSession* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::GetTrace(
+    grpc::CallbackServerContext* ctx, const v1::GetTraceRequest* req,
+    v1::TraceSession* resp) {
   LABTRACE_ALLOW("GetTrace", Role::kRead);
-  return Assign(manager_->Get(req->name()), resp);
+  return Run(ctx, nullptr, "GetTrace", [this, req, resp] {
+    return Assign(manager_->Get(req->name()), resp);
+  });
 }
 
-grpc::Status TraceAgentService::ListTraces(grpc::ServerContext* ctx,
-                                           const v1::ListTracesRequest* req,
-                                           v1::ListTracesResponse* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::ListTraces(
+    grpc::CallbackServerContext* ctx, const v1::ListTracesRequest* req,
+    v1::ListTracesResponse* resp) {
   LABTRACE_ALLOW("ListTraces", Role::kRead);
-  for (v1::TraceSession& s : manager_->List(req->include_finished())) {
-    *resp->add_sessions() = std::move(s);
-  }
-  return grpc::Status::OK;
+  return Run(ctx, nullptr, "ListTraces", [this, req, resp] {
+    for (v1::TraceSession& s : manager_->List(req->include_finished())) {
+      *resp->add_sessions() = std::move(s);
+    }
+    return grpc::Status::OK;
+  });
 }
 
-grpc::Status TraceAgentService::StopAllTraces(
-    grpc::ServerContext* ctx, const v1::StopAllTracesRequest* req,
+grpc::ServerUnaryReactor* TraceAgentService::StopAllTraces(
+    grpc::CallbackServerContext* ctx, const v1::StopAllTracesRequest* req,
     v1::StopAllTracesResponse* resp) {
   LABTRACE_ALLOW("StopAllTraces", Role::kAdmin);
-  return Audited(ctx, caller, "StopAllTraces",
-                 req->discard() ? "all (discard)" : "all",
-                 absl::StatusOr<v1::StopAllTracesResponse>(
-                     manager_->StopAll(req->discard())),
-                 resp);
+  return Run(ctx, &pools_->emergency, "StopAllTraces",
+             [this, ctx, req, resp, caller] {
+               // Step commands first: they would otherwise keep running
+               // under the traces being stopped. Their output is kept.
+               for (v1::StoppedCommand& c :
+                    runner_->KillAll("an emergency stop-all")) {
+                 *resp->add_commands() = std::move(c);
+               }
+               v1::StopAllTracesResponse r = manager_->StopAll(req->discard());
+               for (v1::StopAllResult& x : *r.mutable_results()) {
+                 *resp->add_results() = std::move(x);
+               }
+               audit_->Record(caller, ctx->peer(), "StopAllTraces",
+                              req->discard() ? "all (discard)" : "all",
+                              absl::OkStatus());
+               return grpc::Status::OK;
+             });
 }
 
-grpc::Status TraceAgentService::ListArtifacts(
-    grpc::ServerContext* ctx, const v1::ListArtifactsRequest* req,
+grpc::ServerUnaryReactor* TraceAgentService::ListArtifacts(
+    grpc::CallbackServerContext* ctx, const v1::ListArtifactsRequest* req,
     v1::ListArtifactsResponse* resp) {
   LABTRACE_ALLOW("ListArtifacts", Role::kRead);
-  if (!req->run_id().empty() && !IsValidName(req->run_id())) {
-    return ToGrpcStatus(ValidateName("run_id", req->run_id()));
-  }
-  if (!req->name().empty() && !IsValidName(req->name())) {
-    return ToGrpcStatus(ValidateName("name", req->name()));
-  }
-  for (v1::Artifact& a : store_->List(req->run_id(), req->name())) {
-    *resp->add_artifacts() = std::move(a);
-  }
-  return grpc::Status::OK;
+  return Run(ctx, nullptr, "ListArtifacts", [this, req, resp] {
+    return ToGrpcStatus(ListArtifactsPage(*store_, *req, resp));
+  });
 }
 
-grpc::Status TraceAgentService::GetArtifact(grpc::ServerContext* ctx,
-                                            const v1::GetArtifactRequest* req,
-                                            v1::Artifact* resp) {
+grpc::ServerUnaryReactor* TraceAgentService::GetArtifact(
+    grpc::CallbackServerContext* ctx, const v1::GetArtifactRequest* req,
+    v1::Artifact* resp) {
   LABTRACE_ALLOW("GetArtifact", Role::kRead);
-  return Assign(store_->Get(req->artifact_id()), resp);
+  return Run(ctx, nullptr, "GetArtifact", [this, req, resp] {
+    return Assign(store_->Get(req->artifact_id()), resp);
+  });
 }
 
-grpc::Status TraceAgentService::DeleteArtifact(
-    grpc::ServerContext* ctx, const v1::DeleteArtifactRequest* req,
+grpc::ServerUnaryReactor* TraceAgentService::DeleteArtifact(
+    grpc::CallbackServerContext* ctx, const v1::DeleteArtifactRequest* req,
     v1::DeleteArtifactResponse* resp) {
   LABTRACE_ALLOW("DeleteArtifact", Role::kAdmin);
-  absl::StatusOr<std::uint64_t> freed = store_->Delete(req->artifact_id());
-  audit_->Record(caller, ctx->peer(), "DeleteArtifact", req->artifact_id(),
-                 freed.status());
-  if (!freed.ok()) return ToGrpcStatus(freed.status());
-  resp->set_freed_bytes(*freed);
-  return grpc::Status::OK;
+  return Run(ctx, &pools_->control, "DeleteArtifact",
+             [this, ctx, req, resp, caller] {
+               if (absl::Status a = audit_->Begin(caller, ctx->peer(),
+                                                  "DeleteArtifact",
+                                                  req->artifact_id());
+                   !a.ok()) {
+                 return ToGrpcStatus(a);
+               }
+               absl::StatusOr<std::uint64_t> freed =
+                   store_->Delete(req->artifact_id());
+               audit_->Record(caller, ctx->peer(), "DeleteArtifact",
+                              req->artifact_id(), freed.status());
+               if (!freed.ok()) return ToGrpcStatus(freed.status());
+               resp->set_freed_bytes(*freed);
+               return grpc::Status::OK;
+             });
 }
 
-grpc::Status TraceAgentService::FetchArtifact(
-    grpc::ServerContext* ctx, const v1::FetchArtifactRequest* req,
-    grpc::ServerWriter<v1::ArtifactChunk>* writer) {
-  LABTRACE_ALLOW("FetchArtifact", Role::kRead);
+grpc::ServerUnaryReactor* TraceAgentService::RunCommand(
+    grpc::CallbackServerContext* ctx, const v1::RunCommandRequest* req,
+    v1::RunCommandResponse* resp) {
+  LABTRACE_ALLOW("RunCommand", Role::kAdmin);
+  return Run(ctx, &pools_->commands, "RunCommand",
+             [this, ctx, req, resp, caller] {
+               const std::string target = absl::StrCat(
+                   req->trace().name(), " argv=",
+                   QuoteForMessage(absl::StrJoin(req->argv(), " ")));
+               if (absl::Status a =
+                       audit_->Begin(caller, ctx->peer(), "RunCommand", target);
+                   !a.ok()) {
+                 return ToGrpcStatus(a);
+               }
+               absl::StatusOr<v1::RunCommandResponse> r =
+                   runner_->Run(*req, [ctx] { return ctx->IsCancelled(); });
+               audit_->Record(caller, ctx->peer(), "RunCommand", target,
+                              r.status());
+               return Assign(std::move(r), resp);
+             });
+}
+
+grpc::ServerUnaryReactor* TraceAgentService::KeepAlive(
+    grpc::CallbackServerContext* ctx, const v1::KeepAliveRequest* req,
+    v1::KeepAliveResponse* resp) {
+  LABTRACE_ALLOW("KeepAlive", Role::kControl);
+  // Cheap and vital (a missed renewal stops traces): inline, never queued.
+  return Run(ctx, nullptr, "KeepAlive", [this, req, resp] {
+    return Assign(manager_->KeepAlive(*req), resp);
+  });
+}
+
+grpc::ServerUnaryReactor* TraceAgentService::Fence(
+    grpc::CallbackServerContext* ctx, const v1::FenceRequest* req,
+    v1::FenceResponse* resp) {
+  LABTRACE_ALLOW("Fence", Role::kAdmin);
+  return Run(ctx, &pools_->emergency, "Fence", [this, ctx, req, resp, caller] {
+    std::vector<v1::StoppedCommand> killed =
+        runner_->KillAll("an emergency stop-all with a fence");
+    absl::StatusOr<v1::FenceResponse> r =
+        manager_->Fence(caller.identity, req->reason());
+    if (r.ok()) {
+      for (v1::StoppedCommand& c : killed) {
+        *r->mutable_stopped()->add_commands() = std::move(c);
+      }
+    }
+    audit_->Record(caller, ctx->peer(), "Fence",
+                   QuoteForMessage(req->reason()), r.status());
+    return Assign(std::move(r), resp);
+  });
+}
+
+grpc::ServerUnaryReactor* TraceAgentService::Unfence(
+    grpc::CallbackServerContext* ctx, const v1::UnfenceRequest*,
+    v1::FenceState* resp) {
+  LABTRACE_ALLOW("Unfence", Role::kAdmin);
+  return Run(ctx, &pools_->emergency, "Unfence", [this, ctx, resp, caller] {
+    if (absl::Status a = audit_->Begin(caller, ctx->peer(), "Unfence", "");
+        !a.ok()) {
+      return ToGrpcStatus(a);
+    }
+    absl::StatusOr<v1::FenceState> r = manager_->Unfence(caller.identity);
+    audit_->Record(caller, ctx->peer(), "Unfence", "", r.status());
+    return Assign(std::move(r), resp);
+  });
+}
+
+grpc::ServerWriteReactor<v1::ArtifactChunk>* TraceAgentService::FetchArtifact(
+    grpc::CallbackServerContext* ctx, const v1::FetchArtifactRequest* req) {
+  Caller caller;
+  if (grpc::Status s = Allow(ctx, "FetchArtifact", Role::kRead, &caller);
+      !s.ok()) {
+    auto* r = new FetchReactor(this, ctx, /*counted=*/false);
+    r->Refuse(s);
+    return r;
+  }
+  const bool slot = ++pools_->active_downloads <= pools_->max_downloads;
+  auto* reactor = new FetchReactor(this, ctx, /*counted=*/true);
+  if (!slot) {
+    ctx->AddTrailingMetadata("labtrace-busy", "downloads");
+    reactor->Refuse(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat(kBusyPrefix, "FetchArtifact: ", pools_->max_downloads,
+                     " downloads are in progress, the limit (max_downloads); "
+                     "retry in a moment")));
+    return reactor;
+  }
   absl::StatusOr<v1::Artifact> artifact = store_->Get(req->artifact_id());
-  if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   absl::StatusOr<std::filesystem::path> path =
-      store_->PathOf(req->artifact_id());
-  if (!path.ok()) return ToGrpcStatus(path.status());
+      artifact.ok() ? store_->PathOf(req->artifact_id())
+                    : absl::StatusOr<std::filesystem::path>(artifact.status());
+  if (!path.ok()) {
+    reactor->Refuse(ToGrpcStatus(path.status()));
+    return reactor;
+  }
   const std::uint64_t size = artifact->size_bytes();
   if (req->offset() > size) {
-    return grpc::Status(
+    reactor->Refuse(grpc::Status(
         grpc::StatusCode::OUT_OF_RANGE,
         absl::StrCat("offset ", req->offset(), " is past the end of artifact ",
-                     artifact->id(), " (", size, " bytes)"));
+                     artifact->id(), " (", size, " bytes)")));
+    return reactor;
   }
-  std::uint32_t chunk =
+  const std::uint32_t chunk =
       req->chunk_size() == 0 ? options_.default_chunk_bytes : req->chunk_size();
-  if (chunk > kMaxChunkBytes) {
-    return grpc::Status(
+  if (chunk > kMaxChunkBytes || chunk < kMinChunkBytes) {
+    reactor->Refuse(grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("chunk_size ", chunk, " exceeds the maximum of ",
-                     kMaxChunkBytes));
+        absl::StrCat("chunk_size ", chunk, " is outside ", kMinChunkBytes,
+                     "..", kMaxChunkBytes, " (0 means the agent's default)")));
+    return reactor;
   }
-  // An open file keeps the bytes readable even if the artifact is deleted
-  // mid-stream (POSIX); large reads bypass the stream's buffer.
-  std::ifstream in(*path, std::ios::binary);
-  if (!in) {
-    return grpc::Status(grpc::StatusCode::INTERNAL,
-                        absl::StrCat("cannot open ", artifact->file_name(),
-                                     ": ", std::strerror(errno)));
-  }
-  std::uint64_t offset = req->offset();
-  in.seekg(static_cast<std::streamoff>(offset));
-  v1::ArtifactChunk msg;
-  msg.set_total_size(size);
-  msg.set_sha256(artifact->sha256());
-  std::string buffer;
-  bool first = true;
-  grpc::Status status = grpc::Status::OK;
-  while (first || offset < size) {
-    if (ctx->IsCancelled()) {
-      status = grpc::Status(grpc::StatusCode::CANCELLED,
-                            "client cancelled the fetch");
-      break;
-    }
-    const std::size_t want =
-        static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - offset));
-    buffer.resize(want);
-    in.read(buffer.data(), static_cast<std::streamsize>(want));
-    const std::size_t got = in ? want
-                               : static_cast<std::size_t>(
-                                     std::max<std::streamsize>(in.gcount(), 0));
-    if (got < want) {
-      status = grpc::Status(
-          grpc::StatusCode::DATA_LOSS,
-          absl::StrCat("artifact ", artifact->id(), " is shorter than its ",
-                       size, " bytes (read failed at offset ", offset + got,
-                       ")"));
-      break;
-    }
-    msg.set_offset(offset);
-    msg.set_data(std::move(buffer));
-    if (!writer->Write(msg)) {
-      status = grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-      break;
-    }
-    buffer = std::move(*msg.mutable_data());
-    if (first) {
-      msg.clear_total_size();
-      msg.clear_sha256();
-      first = false;
-    }
-    offset += got;
-  }
-  return status;
+  reactor->Begin(std::move(caller), std::move(*artifact), std::move(*path),
+                 req->offset(), chunk);
+  return reactor;
 }
 
 }  // namespace labtrace::agent

@@ -3,7 +3,10 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/file_ops.h"
 #include "common/file_util.h"
 #include "common/names.h"
 #include "common/proto_time.h"
@@ -29,13 +32,67 @@ absl::Status UnknownArtifact(const std::string& id) {
 ArtifactStore::ArtifactStore(std::filesystem::path root)
     : root_(std::move(root)) {}
 
-absl::Status ArtifactStore::Load() {
-  LABTRACE_RETURN_IF_ERROR(EnsureDirectory(artifacts_dir()));
-  // Work dirs of a previous process: the journal recovery already cancelled
-  // their backends; nothing in them was ever listed.
+std::vector<ArtifactStore::LeftoverFile> ArtifactStore::LeftoverWorkFiles()
+    const {
+  std::vector<LeftoverFile> out;
+  std::error_code ec;
+  for (auto dir = std::filesystem::directory_iterator(root_ / "tmp", ec);
+       !ec && dir != std::filesystem::directory_iterator(); dir.increment(ec)) {
+    if (!dir->is_directory(ec)) continue;
+    // "<session>.<n>"
+    const std::string dname = PathToUtf8(dir->path().filename());
+    const std::size_t dot = dname.rfind('.');
+    const std::string session =
+        dot == std::string::npos ? dname : dname.substr(0, dot);
+    if (!IsValidName(session)) continue;
+    std::error_code fec;
+    for (auto f = std::filesystem::directory_iterator(dir->path(), fec);
+         !fec && f != std::filesystem::directory_iterator(); f.increment(fec)) {
+      if (!f->is_regular_file(fec)) continue;
+      const std::string fname = PathToUtf8(f->path().filename());
+      std::string backend;
+      if (absl::EndsWith(fname, ".perf.data")) {
+        backend = "perf";
+      } else if (absl::EndsWithIgnoreCase(fname, ".etl")) {
+        backend = "wpr";
+      } else if (fname == "output.log") {
+        backend = "exec";
+      } else {
+        continue;  // Scratch (wpr temp files, partial copies).
+      }
+      std::error_code tec;
+      auto t = std::filesystem::last_write_time(f->path(), tec);
+      LeftoverFile lf;
+      lf.path = f->path();
+      lf.session_name = session;
+      lf.backend = backend;
+      lf.modified =
+          tec ? absl::Now()
+              : absl::FromChrono(std::chrono::system_clock::now() +
+                                 std::chrono::duration_cast<
+                                     std::chrono::system_clock::duration>(
+                                     t - std::filesystem::file_time_type::clock::now()));
+      out.push_back(std::move(lf));
+    }
+  }
+  return out;
+}
+
+void ArtifactStore::CleanWorkDirs() {
   std::error_code ec;
   std::filesystem::remove_all(root_ / "tmp", ec);
+  if (ec) {
+    spdlog::warn("cannot clean the work dirs in {}: {}",
+                 PathToUtf8(root_ / "tmp"), ec.message());
+  }
+  (void)EnsureDirectory(root_ / "tmp");
+}
+
+absl::Status ArtifactStore::Load() {
+  LABTRACE_RETURN_IF_ERROR(EnsureDirectory(artifacts_dir()));
+  // Work dirs of a previous process stay: recovery salvages what is in them.
   LABTRACE_RETURN_IF_ERROR(EnsureDirectory(root_ / "tmp"));
+  std::error_code ec;
 
   std::map<std::string, v1::Artifact> loaded;
   std::set<std::string> files_with_meta;
@@ -56,7 +113,8 @@ absl::Status ArtifactStore::Load() {
     v1::Artifact a;
     if (!text.ok() ||
         !google::protobuf::util::JsonStringToMessage(*text, &a).ok() ||
-        a.id().empty() || a.file_name().empty()) {
+        a.id().empty() || !IsSafeFileName(a.file_name()) ||
+        a.id() != a.file_name()) {
       spdlog::warn("ignoring unreadable artifact metadata {}",
                    PathToUtf8(it->path()));
       continue;
@@ -144,14 +202,11 @@ absl::StatusOr<v1::Artifact> ArtifactStore::Add(
   meta.set_size_bytes(size);
   meta.set_sha256(sha256);
 
-  absl::Status status;
+  absl::Status status = CommitFile(file, dest);
   std::error_code ec;
-  std::filesystem::rename(file, dest, ec);
-  if (ec) {
-    status =
-        absl::InternalError(absl::StrCat("cannot move ", PathToUtf8(file), " to ",
-                                         PathToUtf8(dest), ": ", ec.message()));
-  } else {
+  if (status.ok()) {
+    std::string error;
+    if (!file_ops::MakePrivate(dest, &error)) spdlog::warn("{}", error);
     std::string json;
     google::protobuf::util::JsonPrintOptions opts;
     opts.add_whitespace = true;
@@ -238,6 +293,64 @@ std::uint64_t ArtifactStore::total_bytes() const {
   std::uint64_t total = 0;
   for (const auto& [id, a] : index_) total += a.size_bytes();
   return total;
+}
+
+namespace {
+
+// "<seconds>.<nanos>.<id>" of an artifact: its place in the newest-first
+// order.
+std::string PageToken(const v1::Artifact& a) {
+  return absl::StrCat(a.stop_time().seconds(), ".", a.stop_time().nanos(), ".",
+                      a.id());
+}
+
+// True if `a` comes after the artifact a token names (newest first: older
+// stop time, or the same time and a smaller id).
+bool AfterToken(const v1::Artifact& a, std::int64_t seconds, std::int32_t nanos,
+                const std::string& id) {
+  const auto& t = a.stop_time();
+  if (t.seconds() != seconds) return t.seconds() < seconds;
+  if (t.nanos() != nanos) return t.nanos() < nanos;
+  return a.id() < id;
+}
+
+}  // namespace
+
+absl::Status ListArtifactsPage(const ArtifactStore& store,
+                               const v1::ListArtifactsRequest& req,
+                               v1::ListArtifactsResponse* resp) {
+  LABTRACE_RETURN_IF_ERROR(ValidateOptionalName("run_id", req.run_id()));
+  LABTRACE_RETURN_IF_ERROR(ValidateOptionalName("name", req.name()));
+  if (req.page_size() < 0 || req.page_size() > kMaxArtifactsPage) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size ", req.page_size(), " is outside 0..", kMaxArtifactsPage));
+  }
+  const int page = req.page_size() == 0 ? kMaxArtifactsPage : req.page_size();
+  std::int64_t seconds = 0;
+  std::int32_t nanos = 0;
+  std::string id;
+  if (!req.page_token().empty()) {
+    std::vector<std::string> parts =
+        absl::StrSplit(req.page_token(), absl::MaxSplits('.', 2));
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &seconds) ||
+        !absl::SimpleAtoi(parts[1], &nanos) || !IsSafeFileName(parts[2])) {
+      return absl::InvalidArgumentError(
+          "page_token is not one this agent gave out (next_page_token)");
+    }
+    id = parts[2];
+  }
+  int n = 0;
+  for (v1::Artifact& a : store.List(req.run_id(), req.name())) {
+    if (!id.empty() && !AfterToken(a, seconds, nanos, id)) continue;
+    if (n == page) {
+      resp->set_next_page_token(
+          PageToken(resp->artifacts(resp->artifacts_size() - 1)));
+      break;
+    }
+    *resp->add_artifacts() = std::move(a);
+    ++n;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace labtrace::agent

@@ -38,10 +38,23 @@ class ArtifactStore {
   ArtifactStore(const ArtifactStore&) = delete;
   ArtifactStore& operator=(const ArtifactStore&) = delete;
 
-  // Creates the directories, removes stale work dirs from a previous run and
-  // reads every metadata file. Files without metadata are reported in the
-  // log and left alone.
+  // Creates the directories and reads every metadata file. Work dirs of a
+  // previous run are left for recovery (SessionManager::Recover), which
+  // then calls CleanWorkDirs(). Metadata naming an unsafe or missing file,
+  // and files without metadata, are reported in the log and left alone.
   absl::Status Load();
+
+  // A trace or log file left in a work dir by a previous agent process.
+  struct LeftoverFile {
+    std::filesystem::path path;
+    std::string session_name;  // From the work dir's name.
+    std::string backend;       // "perf", "wpr", "exec" (by extension).
+    absl::Time modified;
+  };
+  // Every such file (.etl, .perf.data, output.log) in the work dirs.
+  std::vector<LeftoverFile> LeftoverWorkFiles() const;
+  // Removes every work dir (after recovery).
+  void CleanWorkDirs();
 
   // A new empty work dir for a backend on the store's volume.
   absl::StatusOr<std::filesystem::path> CreateWorkDir(
@@ -51,7 +64,10 @@ class ArtifactStore {
 
   // Moves `file` into the store as `<session>_<start stamp>[_N]<ext>`.
   // `meta` carries the session fields; Add fills id, file_name, size_bytes
-  // and sha256 and returns the stored metadata.
+  // and sha256 and returns the stored metadata. The file is flushed to disk
+  // and renamed durably before its metadata is written (then also flushed),
+  // and made readable by its owner only: after a crash or power loss an
+  // artifact is either listed and whole or not listed.
   absl::StatusOr<v1::Artifact> Add(const std::filesystem::path& file,
                                    absl::string_view extension,
                                    v1::Artifact meta);
@@ -81,6 +97,15 @@ class ArtifactStore {
   std::set<std::string> reserved_ ABSL_GUARDED_BY(mu_);
   std::uint64_t work_dir_counter_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// ListArtifacts for both transports: validates the filters and returns one
+// page, newest first. page_token is where the previous page ended (stop
+// time and id of its last artifact), so pages stay consistent while
+// artifacts are added or deleted.
+inline constexpr int kMaxArtifactsPage = 1000;
+absl::Status ListArtifactsPage(const ArtifactStore& store,
+                               const v1::ListArtifactsRequest& request,
+                               v1::ListArtifactsResponse* response);
 
 }  // namespace labtrace::agent
 

@@ -2,6 +2,11 @@
 // the selected hosts, prints a table (or JSON with --json) and returns the
 // process exit code. main.cc only wires signals and calls RunCli.
 //
+// Files: args.cc (the command table, flags, help), cli_context.cc (what
+// commands share: hosts, clients, fan-out, tables, collection),
+// session_commands.cc, artifact_commands.cc, run_command.cc (+ run_summary)
+// (the commands), controller/fleet/exit_codes.h (the exit-code policy).
+//
 // Exit codes (also in --help and README):
 //   0    every host did what was asked
 //   1    internal error
@@ -19,16 +24,9 @@
 #include <iosfwd>
 
 #include "controller/client/agent_client.h"
+#include "controller/fleet/exit_codes.h"
 
 namespace labtrace::controller {
-
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitInternal = 1;
-inline constexpr int kExitUsage = 2;
-inline constexpr int kExitUnreachable = 3;
-inline constexpr int kExitFailed = 4;
-inline constexpr int kExitDataProblem = 5;
-inline constexpr int kExitInterrupted = 130;
 
 struct CliEnvironment {
   std::ostream* out = nullptr;   // Results (tables, JSON).

@@ -3,6 +3,13 @@
 // absl::Status with gRPC's code (UNAVAILABLE: unreachable, DEADLINE_EXCEEDED:
 // timed out, anything else: the agent said no) and its message.
 //
+// An agent that answers "agent busy" (its pool for that kind of call is
+// full; nothing was done) is asked again, with backoff, until the deadline;
+// if it stays busy the call ends RESOURCE_EXHAUSTED ("stayed busy"), never
+// as "unreachable". Calls that are safe to repeat (stop-all, stop, cancel,
+// keep-alive, the queries) are also retried after a connection failure,
+// within the deadline.
+//
 // Thread-safe: FanOut calls one client from one worker at a time, but the
 // interrupt path (CallCanceller) may cancel from another thread.
 
@@ -48,6 +55,17 @@ class AgentClient {
       const std::string& id, absl::Time deadline) = 0;
   virtual absl::StatusOr<v1::RunCommandResponse> RunCommand(
       const v1::RunCommandRequest& req, absl::Time deadline) = 0;
+  virtual absl::StatusOr<v1::KeepAliveResponse> KeepAlive(
+      const v1::KeepAliveRequest& req, absl::Time deadline) {
+    return absl::UnimplementedError("KeepAlive");
+  }
+  virtual absl::StatusOr<v1::FenceResponse> Fence(const std::string& reason,
+                                                  absl::Time deadline) {
+    return absl::UnimplementedError("Fence");
+  }
+  virtual absl::StatusOr<v1::FenceState> Unfence(absl::Time deadline) {
+    return absl::UnimplementedError("Unfence");
+  }
   // Streams an artifact from `offset`; `sink` gets every chunk in order and
   // may stop the stream by returning an error (which is then returned).
   virtual absl::Status FetchArtifact(

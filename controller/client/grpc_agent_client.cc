@@ -1,7 +1,9 @@
 // GrpcAgentClient: AgentClient over a gRPC channel.
 
+#include <algorithm>
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "controller/client/agent_client.h"
 #include "grpcpp/grpcpp.h"
@@ -38,14 +40,30 @@ bool CallCanceller::cancelled() const {
 
 namespace {
 
+// The agent's "busy, nothing done, retry" answer (agent_pools.h).
+constexpr absl::string_view kBusyPrefix = "agent busy: ";
+
+bool IsBusy(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         absl::StartsWith(s.error_message(), kBusyPrefix);
+}
+
 absl::Status FromGrpc(const grpc::Status& s, const Host& host) {
   if (s.ok()) return absl::OkStatus();
   std::string msg = s.error_message();
+  if (IsBusy(s)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("agent at ", host.address, " stayed busy: ", msg));
+  }
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     msg = absl::StrCat("agent at ", host.address, " unreachable: ", msg);
   }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
 }
+
+// Whether a call may be sent again after a connection failure: it changes
+// nothing, or doing it twice is the same as once.
+enum class Repeat { kSafe, kOnlyIfBusy };
 
 class GrpcAgentClient final : public AgentClient {
  public:
@@ -82,14 +100,16 @@ class GrpcAgentClient final : public AgentClient {
 
   absl::StatusOr<v1::AgentInfo> GetAgentInfo(absl::Time deadline) override {
     return Call<v1::GetAgentInfoRequest, v1::AgentInfo>(
-        {}, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        {}, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->GetAgentInfo(c, r, o);
         });
   }
   absl::StatusOr<v1::TraceSession> StartTrace(const v1::StartTraceRequest& req,
                                               absl::Time deadline) override {
     return Call<v1::StartTraceRequest, v1::TraceSession>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kOnlyIfBusy,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->StartTrace(c, r, o);
         });
   }
@@ -98,7 +118,8 @@ class GrpcAgentClient final : public AgentClient {
     v1::StopTraceRequest req;
     req.set_name(name);
     return Call<v1::StopTraceRequest, v1::StopTraceResponse>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->StopTrace(c, r, o);
         });
   }
@@ -107,7 +128,8 @@ class GrpcAgentClient final : public AgentClient {
     v1::CancelTraceRequest req;
     req.set_name(name);
     return Call<v1::CancelTraceRequest, v1::TraceSession>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->CancelTrace(c, r, o);
         });
   }
@@ -116,7 +138,8 @@ class GrpcAgentClient final : public AgentClient {
     v1::ListTracesRequest req;
     req.set_include_finished(include_finished);
     return Call<v1::ListTracesRequest, v1::ListTracesResponse>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->ListTraces(c, r, o);
         });
   }
@@ -125,31 +148,72 @@ class GrpcAgentClient final : public AgentClient {
     v1::StopAllTracesRequest req;
     req.set_discard(discard);
     return Call<v1::StopAllTracesRequest, v1::StopAllTracesResponse>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->StopAllTraces(c, r, o);
         });
   }
+  // Every page: the caller gets the whole list.
   absl::StatusOr<v1::ListArtifactsResponse> ListArtifacts(
       const v1::ListArtifactsRequest& req, absl::Time deadline) override {
-    return Call<v1::ListArtifactsRequest, v1::ListArtifactsResponse>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
-          return stub_->ListArtifacts(c, r, o);
-        });
+    v1::ListArtifactsResponse all;
+    v1::ListArtifactsRequest page = req;
+    for (;;) {
+      absl::StatusOr<v1::ListArtifactsResponse> r =
+          Call<v1::ListArtifactsRequest, v1::ListArtifactsResponse>(
+              page, deadline, Repeat::kSafe,
+              [this](grpc::ClientContext* c, const auto& r, auto* o) {
+                return stub_->ListArtifacts(c, r, o);
+              });
+      if (!r.ok()) return r.status();
+      for (v1::Artifact& a : *r->mutable_artifacts()) {
+        *all.add_artifacts() = std::move(a);
+      }
+      if (r->next_page_token().empty()) return all;
+      page.set_page_token(r->next_page_token());
+    }
   }
   absl::StatusOr<v1::DeleteArtifactResponse> DeleteArtifact(
       const std::string& id, absl::Time deadline) override {
     v1::DeleteArtifactRequest req;
     req.set_artifact_id(id);
     return Call<v1::DeleteArtifactRequest, v1::DeleteArtifactResponse>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kOnlyIfBusy,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->DeleteArtifact(c, r, o);
         });
   }
   absl::StatusOr<v1::RunCommandResponse> RunCommand(
       const v1::RunCommandRequest& req, absl::Time deadline) override {
     return Call<v1::RunCommandRequest, v1::RunCommandResponse>(
-        req, deadline, [this](grpc::ClientContext* c, const auto& r, auto* o) {
+        req, deadline, Repeat::kOnlyIfBusy,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->RunCommand(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::KeepAliveResponse> KeepAlive(
+      const v1::KeepAliveRequest& req, absl::Time deadline) override {
+    return Call<v1::KeepAliveRequest, v1::KeepAliveResponse>(
+        req, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->KeepAlive(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::FenceResponse> Fence(const std::string& reason,
+                                          absl::Time deadline) override {
+    v1::FenceRequest req;
+    req.set_reason(reason);
+    return Call<v1::FenceRequest, v1::FenceResponse>(
+        req, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->Fence(c, r, o);
+        });
+  }
+  absl::StatusOr<v1::FenceState> Unfence(absl::Time deadline) override {
+    return Call<v1::UnfenceRequest, v1::FenceState>(
+        {}, deadline, Repeat::kSafe,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->Unfence(c, r, o);
         });
   }
 
@@ -215,19 +279,51 @@ class GrpcAgentClient final : public AgentClient {
         absl::FormatDuration(options_.connect_timeout), " (connect timeout)"));
   }
 
+  // One call, repeated with backoff while the agent is busy and the
+  // deadline allows. Calls safe to repeat are also repeated after a refused
+  // connection (an agent restarting), but only within one connect timeout:
+  // a host that is down is reported as such, not waited for.
   template <typename Req, typename Resp, typename Fn>
-  absl::StatusOr<Resp> Call(const Req& req, absl::Time deadline, Fn fn) {
-    if (absl::Status s = Connect(deadline); !s.ok()) return s;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(deadline));
-    if (!host_.token.empty()) {
-      ctx.AddMetadata("authorization", "Bearer " + host_.token);
+  absl::StatusOr<Resp> Call(const Req& req, absl::Time deadline, Repeat repeat,
+                            Fn fn) {
+    absl::Duration backoff = absl::Milliseconds(100);
+    const absl::Time reconnect_until =
+        std::min(deadline, absl::Now() + options_.connect_timeout);
+    for (;;) {
+      if (absl::Status s = Connect(deadline); !s.ok()) {
+        if (repeat == Repeat::kSafe && s.code() == absl::StatusCode::kUnavailable &&
+            absl::Now() + backoff < reconnect_until && !Cancelled()) {
+          absl::SleepFor(backoff);
+          backoff = std::min(backoff * 2, absl::Seconds(2));
+          continue;
+        }
+        return s;
+      }
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(deadline));
+      if (!host_.token.empty()) {
+        ctx.AddMetadata("authorization", "Bearer " + host_.token);
+      }
+      Registration reg(options_.canceller, &ctx);
+      Resp resp;
+      grpc::Status s = fn(&ctx, req, &resp);
+      if (s.ok()) return resp;
+      const bool busy = IsBusy(s);
+      const bool retry =
+          busy || (repeat == Repeat::kSafe &&
+                   s.error_code() == grpc::StatusCode::UNAVAILABLE);
+      if (!retry ||
+          absl::Now() + backoff >= (busy ? deadline : reconnect_until) ||
+          Cancelled()) {
+        return FromGrpc(s, host_);
+      }
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
     }
-    Registration reg(options_.canceller, &ctx);
-    Resp resp;
-    grpc::Status s = fn(&ctx, req, &resp);
-    if (!s.ok()) return FromGrpc(s, host_);
-    return resp;
+  }
+
+  bool Cancelled() const {
+    return options_.canceller != nullptr && options_.canceller->cancelled();
   }
 
   const Host host_;

@@ -114,11 +114,9 @@ absl::StatusOr<DownloadResult> DownloadArtifact(
         " bytes with sha256 ", artifact.sha256(),
         "; the partial file was removed, rerun to fetch again"));
   }
-  std::filesystem::rename(part, result.path, ec);
-  if (ec) {
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", PathToUtf8(part), ": ", ec.message()));
-  }
+  // Flushed to disk, then renamed durably: after a crash or power loss the
+  // file is either absent (the .part resumes) or whole.
+  LABTRACE_RETURN_IF_ERROR(CommitFile(part, result.path));
   return result;
 }
 

@@ -13,6 +13,7 @@
 #include "common/subprocess.h"
 #include "common/time_util.h"
 #include "common/trace_summary.h"
+#include "controller/fleet/exit_codes.h"
 #include "controller/report/proto_json.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
@@ -59,16 +60,57 @@ v1::StartTraceRequest PlanRunner::TraceRequest(const PlanStep& step) const {
   // duration still applies.
   *req.mutable_max_duration() =
       ToProtoDuration(step.timeout + step.stop_timeout);
+  if (options_.lease > absl::ZeroDuration()) {
+    // A dead-man switch: if this controller dies, the agents stop the run's
+    // traces when the lease runs out (KeepLeases renews it meanwhile).
+    *req.mutable_lease() = ToProtoDuration(options_.lease);
+    req.set_lease_holder(result_.run_id);
+  }
   return req;
 }
 
+void PlanRunner::KeepLeases() {
+  // Renews at a third of the lease: two renewals may fail before a trace
+  // is stopped for want of one.
+  const absl::Duration every = options_.lease / 3;
+  absl::MutexLock lock(&lease_mu_);
+  while (!leases_done_) {
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lease_mu_) {
+      return leases_done_;
+    };
+    if (lease_mu_.AwaitWithTimeout(absl::Condition(&done), every)) break;
+    std::vector<Host> hosts = all_hosts_;
+    lease_mu_.Unlock();
+    v1::KeepAliveRequest k;
+    k.set_run_id(result_.run_id);
+    FanOutOptions fo;
+    fo.parallel = options_.parallel;
+    fo.per_host_timeout = std::max(every / 2, absl::Seconds(1));
+    auto results = FanOut<v1::KeepAliveResponse>(
+        hosts, *clients_, fo, [&k](AgentClient& c, const Host&, absl::Time d) {
+          return c.KeepAlive(k, d);
+        });
+    for (const auto& r : results) {
+      if (r.outcome != HostOutcome::kOk) {
+        Log(absl::StrCat("  warning: lease renewal on ", r.host.name, ": ",
+                         HostOutcomeName(r.outcome), ": ", r.status.message()));
+      }
+    }
+    lease_mu_.Lock();
+  }
+}
+
 RunResult PlanRunner::Run() {
-  result_.started = absl::Now();
+  result_.started = options_.clock();
   result_.run_id =
       options_.run_id.empty()
           ? absl::StrCat(plan_.run, "-", FileStamp(result_.started))
           : options_.run_id;
   result_.run_dir = options_.out_dir / result_.run_id;
+  std::thread lease_keeper;
+  if (options_.lease > absl::ZeroDuration()) {
+    lease_keeper = std::thread([this] { KeepLeases(); });
+  }
   Log(absl::StrCat("run ", result_.run_id, " on ", hosts_.size(), " host(s): ",
                    plan_.setup.size(), " setup, ", plan_.tests.size(),
                    " test, ", plan_.cleanup.size(), " cleanup step(s)"));
@@ -104,8 +146,15 @@ RunResult PlanRunner::Run() {
   result_.interrupted = stop_requested_;
 
   StopLeftoverTraces();
+  if (lease_keeper.joinable()) {
+    {
+      absl::MutexLock lock(&lease_mu_);
+      leases_done_ = true;
+    }
+    lease_keeper.join();
+  }
   Collect();
-  result_.ended = absl::Now();
+  result_.ended = options_.clock();
 
   // Exit code: the worst of interrupted > data problem > failed > lost host.
   bool failed = false;
@@ -125,21 +174,18 @@ RunResult PlanRunner::Run() {
     }
   }
   if (options_.fail_on_lost_events && result_.lost_events) data_problem = true;
-  if (result_.interrupted) {
-    result_.exit_code = 130;
-  } else if (data_problem) {
-    result_.exit_code = 5;
-  } else if (failed) {
-    result_.exit_code = 4;
-  } else if (!result_.lost_hosts.empty()) {
-    result_.exit_code = 3;
-  }
+  int code = kExitOk;
+  if (result_.interrupted) code = WorstExit(code, kExitInterrupted);
+  if (data_problem) code = WorstExit(code, kExitDataProblem);
+  if (failed) code = WorstExit(code, kExitFailed);
+  if (!result_.lost_hosts.empty()) code = WorstExit(code, kExitUnreachable);
+  result_.exit_code = code;
   WriteManifest();
   return result_;
 }
 
 void PlanRunner::RunStep(const PlanStep& step, StepResult* result) {
-  result->started = absl::Now();
+  result->started = options_.clock();
   Log(absl::StrCat(
       "  ", step.phase, " ", step.name, ": ",
       step.command.empty()
@@ -155,7 +201,7 @@ void PlanRunner::RunStep(const PlanStep& step, StepResult* result) {
   } else {
     RunStepOnController(step, hosts, result);
   }
-  result->ended = absl::Now();
+  result->ended = options_.clock();
   result->passed = !result->hosts.empty();
   for (const StepHostResult& h : result->hosts) {
     if (h.outcome != "ok") result->passed = false;
@@ -259,7 +305,7 @@ void PlanRunner::RunStepOnController(const PlanStep& step,
   }
 
   // The command (or the fixed duration) runs once, here.
-  const absl::Time began = absl::Now();
+  const absl::Time began = options_.clock();
   int exit_code = 0;
   std::string command_error;
   bool timed_out = false;
@@ -280,7 +326,7 @@ void PlanRunner::RunStepOnController(const PlanStep& step,
         if (stop_requested_) {
           r = p.Kill();
           command_error = "interrupted";
-        } else if (absl::Now() - began > step.timeout) {
+        } else if (options_.clock() - began > step.timeout) {
           r = p.Kill(true);
           timed_out = true;
           command_error = absl::StrCat("killed after the timeout of ",
@@ -297,11 +343,11 @@ void PlanRunner::RunStepOnController(const PlanStep& step,
             r->output.size() > 4096 ? r->output.size() - 4096 : 0);
     }
   } else {
-    while (!stop_requested_ && absl::Now() - began < step.duration) {
+    while (!stop_requested_ && options_.clock() - began < step.duration) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  const absl::Duration ran = absl::Now() - began;
+  const absl::Duration ran = options_.clock() - began;
 
   if (!traced.empty()) {
     FanOutOptions so = fo;
@@ -400,7 +446,7 @@ void PlanRunner::Collect() {
       if (plan_.keep == KeepPolicy::kOnFailure &&
           passed.count({r.host.name, a.session_name()})) {
         auto d = clients_->For(r.host).DeleteArtifact(
-            a.id(), absl::Now() + options_.rpc_timeout);
+            a.id(), options_.clock() + options_.rpc_timeout);
         if (d.ok()) {
           result_.deleted.push_back(
               absl::StrCat(r.host.name, "/", a.file_name()));

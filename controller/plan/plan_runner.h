@@ -12,7 +12,10 @@
 //  - an interrupt (Ctrl-C: RequestStop) cancels the calls in flight (agents
 //    kill step commands and still keep the traces), skips to cleanup, and
 //    the run still collects what exists;
-//  - at the end, any trace of this run still active on a host is stopped.
+//  - at the end, any trace of this run still active on a host is stopped;
+//  - every trace is leased (options.lease) and the lease renewed while the
+//    run goes on, so a controller killed with -9 leaves no trace recording
+//    for longer than the lease.
 // With keep: on-failure, artifacts of passed steps are deleted on the
 // agents instead of being collected.
 //
@@ -24,10 +27,13 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "controller/client/agent_client.h"
 #include "controller/collect/collector.h"
 #include "controller/fleet/fan_out.h"
@@ -81,6 +87,11 @@ struct PlanRunOptions {
   // Exit with 5 (data problem) if any collected trace lost events or buffers.
   bool fail_on_lost_events = false;
   std::ostream* log = nullptr;  // Step-by-step lines (stderr in the CLI).
+  // Every trace of the run is leased for this long and the lease renewed
+  // (KeepAlive) at a third of it while the run goes on; zero: no lease.
+  absl::Duration lease = absl::Seconds(60);
+  // Where times come from (a fake in tests).
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
 class PlanRunner {
@@ -102,6 +113,7 @@ class PlanRunner {
   void Collect();
   void WriteManifest();
   void Log(const std::string& line);
+  void KeepLeases();
 
   const Plan plan_;
   std::vector<Host> hosts_;  // Still in the run.
@@ -111,6 +123,8 @@ class PlanRunner {
   const PlanRunOptions options_;
   std::atomic<bool> stop_requested_{false};
   RunResult result_;
+  absl::Mutex lease_mu_;
+  bool leases_done_ ABSL_GUARDED_BY(lease_mu_) = false;
 };
 
 // Writes manifest.json for a run (also used by tests to check the format).

@@ -16,7 +16,9 @@
 # Sources: `apt-get source` of pinned versions of the archive this machine
 # already uses (a deb-src entry is added for it). Versions are pinned because
 # the security archive may list a version whose files are gone. Header-only
-# libraries (nlohmann-json, cpp-httplib) are installed from the same sources.
+# nlohmann-json is installed from its source package too; Boost (Beast and
+# Asio, header-only) from the headers of Debian's libboost1.74-dev, which are
+# the source package's own files (its source is 100 MB for headers we copy).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,7 +50,7 @@ started=$SECONDS
 # protoc and grpc_cpp_plugin run on the host and must match the versions built
 # here (Debian 12: protobuf 3.21.12, gRPC 1.51.1).
 host_packages=(g++-mingw-w64-x86-64-posix cmake ninja-build dpkg-dev perl python3
-  unicode-data protobuf-compiler protobuf-compiler-grpc make xz-utils)
+  unicode-data protobuf-compiler protobuf-compiler-grpc make xz-utils libboost1.74-dev)
 missing=()
 for p in "${host_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
@@ -234,12 +236,6 @@ build_json() {
   cmake_build . -DJSON_BuildTests=OFF -DJSON_Install=ON
 }
 
-build_httplib() {
-  fetch cpp-httplib 0.11.4+ds-1+deb12u1
-  cmake_build . -DHTTPLIB_REQUIRE_OPENSSL=ON -DHTTPLIB_USE_ZLIB_IF_AVAILABLE=OFF \
-    -DHTTPLIB_USE_BROTLI_IF_AVAILABLE=OFF -DHTTPLIB_COMPILE=OFF \
-    -DOPENSSL_USE_STATIC_LIBS=ON
-}
 
 build_zstd() {
   fetch libzstd 1.5.4+dfsg2-5
@@ -252,9 +248,20 @@ build_googletest() {
   cmake_build . -DBUILD_GMOCK=ON -DINSTALL_GTEST=ON -Dgtest_disable_pthreads=OFF
 }
 
+build_boost() {
+  local version
+  version="$(dpkg-query -W -f='${Version}' libboost1.74-dev)"
+  [[ "$version" == 1.74.0+ds1-* ]] || {
+    echo "libboost1.74-dev $version: expected 1.74.0+ds1 (Debian 12)" >&2
+    exit 1
+  }
+  mkdir -p "$dest/include"
+  cp -a /usr/include/boost "$dest/include/"
+}
+
 # Order matters: a package's key covers every recipe before it.
 packages=(zlib openssl cares re2 abseil protobuf grpc
-  fmt spdlog yamlcpp json httplib zstd googletest)
+  fmt spdlog yamlcpp json zstd googletest boost)
 
 # ---- Build -----------------------------------------------------------------
 # The chain starts from what every recipe uses: the helpers and the

@@ -1,6 +1,7 @@
 #include "agent/config/agent_config.h"
 
 #include "common/file_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_util.h"
 
@@ -126,9 +127,48 @@ TEST(AgentConfigTest, NonLoopbackListenNeedsInsecure) {
   EXPECT_FALSE(IsLoopbackListenAddress("0.0.0.0:7411"));
   EXPECT_FALSE(IsLoopbackListenAddress("[::]:7411"));
   EXPECT_FALSE(IsLoopbackListenAddress("10.0.0.5:7411"));
+  // A name that only starts like a loopback address is not one.
+  EXPECT_FALSE(IsLoopbackListenAddress("127.evil.example:7411"));
+  EXPECT_FALSE(IsLoopbackListenAddress("127.0.0.1.evil.example:7411"));
+  EXPECT_FALSE(IsLoopbackListenAddress("127.0.0.256:7411"));
+  EXPECT_TRUE(IsLoopbackListenAddress("127.0.0.1:0"));
   auto refused = Parse({"--listen", "0.0.0.0:7411"});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(Parse({"--listen", "0.0.0.0:7411", "--insecure"}).ok());
+}
+
+TEST(AgentConfigTest, ExposedListenersNeedTlsAndAnIdentity) {
+  testing::TempDir dir;
+  const auto cfg = dir.path() / "a.yaml";
+  const std::string token =
+      "tokens:\n  - {name: ci, role: admin, sha256: " + std::string(64, 'a') +
+      "}\n";
+  const std::string tls = "tls: {cert_file: c.pem, key_file: k.pem}\n";
+  auto parse = [&](const std::string& yaml, std::vector<std::string> extra) {
+    testing::WriteTextFile(cfg, yaml);
+    std::vector<std::string> args = {"--config", PathToUtf8(cfg), "--listen",
+                                     "0.0.0.0:7411"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Parse(args);
+  };
+  // Tokens without TLS: in clear text on the network.
+  auto clear = parse(token, {});
+  EXPECT_EQ(clear.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(clear.status().message()),
+              ::testing::HasSubstr("clear text"));
+  // TLS alone: everyone is an anonymous admin.
+  auto anonymous = parse(tls, {});
+  EXPECT_THAT(std::string(anonymous.status().message()),
+              ::testing::HasSubstr("anonymous admin"));
+  EXPECT_TRUE(parse(tls + token, {}).ok());
+  EXPECT_TRUE(parse("tls: {cert_file: c.pem, key_file: k.pem, "
+                    "client_ca_file: ca.pem}\n",
+                    {})
+                  .ok());
+  EXPECT_TRUE(parse(token, {"--insecure"}).ok());
+  // Only the REST listener exposed counts too.
+  testing::WriteTextFile(cfg, "rest_listen: 0.0.0.0:7412\n");
+  EXPECT_FALSE(Parse({"--config", PathToUtf8(cfg)}).ok());
 }
 
 TEST(AgentConfigTest, Utf8DataDirLogFileAndConfigPath) {

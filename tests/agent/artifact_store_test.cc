@@ -93,6 +93,10 @@ TEST_F(ArtifactStoreTest, ReloadFindsArtifactsAndIgnoresIncompleteFiles) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->sha256(), a->sha256());
   EXPECT_EQ(got->run_id(), "run1");
+  // Work dirs are left for recovery (SessionManager::Recover salvages what
+  // they hold), which then cleans them.
+  EXPECT_TRUE(std::filesystem::exists(*work));
+  reloaded.CleanWorkDirs();
   EXPECT_FALSE(std::filesystem::exists(*work));
   // The orphan still blocks its name: a new artifact never overwrites it.
   auto b = reloaded.Add(MakeFile("new"), ".etl", [] {

@@ -28,7 +28,14 @@ class FakeBackend final : public TraceBackend {
     std::atomic<int> starts{0};
     std::atomic<int> stops{0};
     std::atomic<int> cancels{0};
-    std::vector<std::string> orphans_cleaned;
+    // Salvage: what it was asked, and what it answers (OK writes a file).
+    std::vector<std::string> salvaged;
+    absl::Status salvage_error;
+    // Stop fails and the recording cannot be ended (cancel fails too).
+    bool leak_on_stop_failure = false;
+    std::atomic<std::int64_t> bytes{42};
+    // Set by the test to make a session's tool "end by itself".
+    std::function<void(const std::string&)> end_last;
   };
 
   explicit FakeBackend(Control* control) : control_(control) {}
@@ -44,10 +51,13 @@ class FakeBackend final : public TraceBackend {
     if (!control_->start_error.ok()) return control_->start_error;
     return std::unique_ptr<BackendSession>(new Session(control_, r));
   }
-  absl::Status CleanupOrphan(const std::string& name,
-                             const std::string& handle) override {
-    control_->orphans_cleaned.push_back(name + "=" + handle);
-    return absl::OkStatus();
+  absl::StatusOr<Salvaged> Salvage(const JournaledRecording& r) override {
+    control_->salvaged.push_back(r.session_name + "=" + r.handle);
+    if (!control_->salvage_error.ok()) return control_->salvage_error;
+    std::filesystem::create_directories(r.work_dir);
+    auto p = r.work_dir / "salvaged.etl";
+    testing::WriteTextFile(p, "salvaged:" + r.session_name);
+    return Salvaged{p, "the fake kept what it had"};
   }
 
  private:
@@ -57,16 +67,24 @@ class FakeBackend final : public TraceBackend {
     absl::StatusOr<std::filesystem::path> Stop() override {
       ++c_->stops;
       if (c_->stop_gate) c_->stop_gate->WaitForNotification();
-      if (!c_->stop_error.ok()) return c_->stop_error;
+      if (!c_->stop_error.ok()) {
+        still_recording_ = c_->leak_on_stop_failure;
+        return c_->stop_error;
+      }
       auto p = r_.work_dir / "out.etl";
       testing::WriteTextFile(p, "trace:" + r_.session_name);
       return p;
     }
     absl::Status Cancel() override {
       ++c_->cancels;
+      still_recording_ = !c_->cancel_error.ok() && still_recording_;
       return c_->cancel_error;
     }
-    std::int64_t BytesRecorded() const override { return 42; }
+    bool StillRecording() const override { return still_recording_; }
+    void SetOnEnded(std::function<void(const std::string&)> f) override {
+      c_->end_last = std::move(f);
+    }
+    std::int64_t BytesRecorded() const override { return c_->bytes.load(); }
     std::string RecoveryHandle() const override {
       return "handle-" + r_.session_name;
     }
@@ -74,6 +92,7 @@ class FakeBackend final : public TraceBackend {
    private:
     Control* c_;
     BackendStartRequest r_;
+    std::atomic<bool> still_recording_{false};
   };
   Control* control_;
 };
@@ -91,6 +110,12 @@ class SessionManagerTest : public ::testing::Test {
     o.max_duration = absl::Hours(1);
     o.hostname = "testhost";
     o.journal_path = dir_.path() / "journal.json";
+    o.fence_path = dir_.path() / "fence.json";
+    o.watchdog_interval = absl::Milliseconds(50);
+    o.min_free_bytes = 1000;
+    o.free_bytes = [this]() -> absl::StatusOr<std::uint64_t> {
+      return free_.load();
+    };
     o.clock = [this] {
       return now_.load() == 0 ? absl::Now()
                               : absl::FromUnixSeconds(now_.load());
@@ -118,6 +143,8 @@ class SessionManagerTest : public ::testing::Test {
   }
 
   v1::Journal ReadJournal() {
+    EXPECT_TRUE(manager_ == nullptr ||
+                manager_->FlushJournal(absl::Seconds(10)));
     v1::Journal j;
     auto text = ReadFile(dir_.path() / "journal.json");
     EXPECT_TRUE(text.ok());
@@ -129,6 +156,7 @@ class SessionManagerTest : public ::testing::Test {
   ArtifactStore store_{dir_.path()};
   FakeBackend::Control control_;
   std::atomic<std::int64_t> now_{0};
+  std::atomic<std::uint64_t> free_{1ull << 40};
   std::unique_ptr<SessionManager> manager_;
 };
 
@@ -239,6 +267,7 @@ TEST_F(SessionManagerTest, StopFailureMarksFailed) {
   control_.stop_error = absl::DeadlineExceededError("wpr -stop hung");
   auto r = manager_->Stop("x");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(control_.cancels.load(), 0);  // Its recording had ended.
   EXPECT_EQ(manager_->Get("x")->state(), v1::TRACE_STATE_FAILED);
   // Stopping a failed session again explains why there is no file.
   auto again = manager_->Stop("x");
@@ -310,11 +339,15 @@ TEST_F(SessionManagerTest, AutoStopAfterMaxDurationKeepsAndMarksTheArtifact) {
   auto r = Req("long");
   r.mutable_max_duration()->set_seconds(60);
   ASSERT_TRUE(manager_->Start(r).ok());
-  manager_->StartAutoStopThread();
+  manager_->StartWatchdog();
   now_ += 30;
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(manager_->Get("long")->state(), v1::TRACE_STATE_RUNNING);
-  now_ += 31;  // Past the limit; the loop checks at least every second.
+  // The watchdog looks every 50 ms: give it several looks.
+  EXPECT_FALSE(testing::WaitFor(
+      [&] {
+        return manager_->Get("long")->state() != v1::TRACE_STATE_RUNNING;
+      },
+      std::chrono::milliseconds(300)));
+  now_ += 31;  // Past the limit.
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         return manager_->Get("long")->state() == v1::TRACE_STATE_COMPLETED;
@@ -322,9 +355,11 @@ TEST_F(SessionManagerTest, AutoStopAfterMaxDurationKeepsAndMarksTheArtifact) {
       std::chrono::seconds(10)));
   auto s = manager_->Get("long");
   EXPECT_TRUE(s->auto_stopped());
+  EXPECT_EQ(s->stop_reason(), "max_duration");
   auto a = store_.Get(s->artifact_id());
   ASSERT_TRUE(a.ok());
   EXPECT_TRUE(a->auto_stopped());
+  EXPECT_EQ(a->stop_reason(), "max_duration");
 }
 
 TEST_F(SessionManagerTest, JournalTracksActiveSessionsAndRecoveryCleansUp) {
@@ -337,18 +372,181 @@ TEST_F(SessionManagerTest, JournalTracksActiveSessionsAndRecoveryCleansUp) {
   EXPECT_EQ(j.entries(0).session().state(), v1::TRACE_STATE_RUNNING);
   EXPECT_EQ(j.entries(0).recovery_handle(), "handle-b");
 
-  // A new manager over the same data dir, as after a crash.
+  EXPECT_FALSE(j.entries(0).work_dir().empty());
+
+  // A new manager over the same data dir, as after a crash: the recording
+  // is salvaged into an artifact marked salvaged.
+  manager_.reset();
   auto restarted = Make();
   ASSERT_TRUE(restarted->Recover().ok());
-  EXPECT_THAT(control_.orphans_cleaned, ::testing::ElementsAre("b=handle-b"));
+  EXPECT_THAT(control_.salvaged, ::testing::ElementsAre("b=handle-b"));
   auto b = restarted->Get("b");
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->state(), v1::TRACE_STATE_FAILED);
-  EXPECT_THAT(b->failure_reason(),
-              HasSubstr("stopped while this session was RUNNING"));
+  EXPECT_EQ(b->state(), v1::TRACE_STATE_COMPLETED);
+  EXPECT_EQ(b->stop_reason(), "salvaged");
   EXPECT_EQ(b->run_id(), "run7");
+  auto a = store_.Get(b->artifact_id());
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->salvaged());
+  EXPECT_THAT(a->salvage_note(), HasSubstr("stopped while this session was RUNNING"));
+  EXPECT_EQ(a->sha256(), Sha256Hex("salvaged:b"));
+  EXPECT_TRUE(restarted->FlushJournal(absl::Seconds(10)));
+  manager_ = std::move(restarted);
   EXPECT_EQ(ReadJournal().entries_size(), 0);
+  EXPECT_TRUE(manager_->Start(Req("b")).ok());
+}
+
+TEST_F(SessionManagerTest, RecoveryWithNothingToKeepReportsWhy) {
+  ASSERT_TRUE(manager_->Start(Req("gone")).ok());
+  ASSERT_TRUE(manager_->FlushJournal(absl::Seconds(10)));
+  manager_.reset();
+  control_.salvage_error = absl::NotFoundError("the fake left no file");
+  auto restarted = Make();
+  ASSERT_TRUE(restarted->Recover().ok());
+  auto g = restarted->Get("gone");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->state(), v1::TRACE_STATE_FAILED);
+  EXPECT_THAT(g->failure_reason(), HasSubstr("no file could be kept"));
+  EXPECT_THAT(g->failure_reason(), HasSubstr("the fake left no file"));
+}
+
+TEST_F(SessionManagerTest, TraceFilesLeftInWorkDirsAreKept) {
+  // A work dir as an agent leaves it when it dies before its journal write.
+  const auto work = dir_.path() / "tmp" / "lost_step.7";
+  std::filesystem::create_directories(work);
+  testing::WriteTextFile(work / "lost_step.etl", "partial etl");
+  testing::WriteTextFile(work / "output.log", "step output");
+  testing::WriteTextFile(work / "scratch.tmp", "scratch");
+  auto restarted = Make();
+  ASSERT_TRUE(restarted->Recover().ok());
+  std::vector<v1::Artifact> all = store_.List("", "lost_step");
+  ASSERT_EQ(all.size(), 2u);
+  for (const v1::Artifact& a : all) {
+    EXPECT_TRUE(a.salvaged());
+    EXPECT_THAT(a.salvage_note(), HasSubstr("no journal entry"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(work));
+}
+
+TEST_F(SessionManagerTest, FailedStopThatLeavesTheRecordingIsRetried) {
+  ASSERT_TRUE(manager_->Start(Req("x")).ok());
+  control_.stop_error = absl::InternalError("wpr -stop: disk full");
+  control_.cancel_error = absl::InternalError("wpr -cancel: still busy");
+  control_.leak_on_stop_failure = true;
+  EXPECT_FALSE(manager_->Stop("x").ok());
+  EXPECT_EQ(manager_->Get("x")->state(), v1::TRACE_STATE_FAILED);
+  // Journaled, so a restart would end it too.
+  v1::Journal j = ReadJournal();
+  ASSERT_EQ(j.entries_size(), 1);
+  EXPECT_TRUE(j.entries(0).recording_left());
+  // Cancel retries; while it fails it says so.
+  EXPECT_FALSE(manager_->Cancel("x").ok());
+  control_.cancel_error = absl::OkStatus();
+  // StopAll acts on it too.
+  auto all = manager_->StopAll(false);
+  ASSERT_EQ(all.results_size(), 1);
+  EXPECT_TRUE(all.results(0).error().empty()) << all.results(0).error();
+  EXPECT_EQ(ReadJournal().entries_size(), 0);
+  EXPECT_THAT(manager_->Get("x")->failure_reason(),
+              HasSubstr("ended by a later cancel"));
+}
+
+TEST_F(SessionManagerTest, LeaseRunsOutUnlessRenewed) {
+  now_ = 1795311725;
+  auto r = Req("leased");
+  r.mutable_lease()->set_seconds(30);
+  r.set_lease_holder("ci-job-1");
+  ASSERT_TRUE(manager_->Start(r).ok());
+  auto other = Req("other");
+  other.set_run_id("run8");
+  other.mutable_lease()->set_seconds(30);
+  ASSERT_TRUE(manager_->Start(other).ok());
+  manager_->StartWatchdog();
+  now_ += 20;
+  v1::KeepAliveRequest k;
+  k.set_lease_holder("ci-job-1");
+  auto renewed = manager_->KeepAlive(k);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_THAT(renewed->renewed(), ::testing::ElementsAre("leased"));
+  now_ += 20;  // 40 s after start: "other" ran out, "leased" was renewed.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return manager_->Get("other")->state() == v1::TRACE_STATE_COMPLETED;
+  }));
+  EXPECT_EQ(manager_->Get("other")->stop_reason(), "lease_expired");
+  EXPECT_EQ(manager_->Get("leased")->state(), v1::TRACE_STATE_RUNNING);
+  EXPECT_FALSE(manager_->KeepAlive(v1::KeepAliveRequest()).ok());
+  auto too_long = Req("y");
+  too_long.mutable_lease()->set_seconds(48 * 3600);
+  EXPECT_EQ(manager_->Start(too_long).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SessionManagerTest, FenceRefusesStartsAndSurvivesARestart) {
+  ASSERT_TRUE(manager_->Start(Req("a")).ok());
+  auto f = manager_->Fence("oncall", "ETW storm on the lab");
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ(f->stopped().results_size(), 1);
+  EXPECT_EQ(manager_->Get("a")->stop_reason(), "fence");
+  auto refused = manager_->Start(Req("b"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("fenced by oncall"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("ETW storm on the lab"));
+  manager_.reset();
+  auto restarted = Make();
+  ASSERT_TRUE(restarted->Recover().ok());
+  EXPECT_TRUE(restarted->fence().fenced());
+  EXPECT_FALSE(restarted->Start(Req("b")).ok());
+  ASSERT_TRUE(restarted->Unfence("oncall").ok());
   EXPECT_TRUE(restarted->Start(Req("b")).ok());
+  manager_ = std::move(restarted);
+}
+
+TEST_F(SessionManagerTest, DiskGuardRefusesStartsAndStopsTraces) {
+  free_ = 500;  // Below the 1000-byte floor of this test.
+  auto refused = manager_->Start(Req("a"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("floor"));
+  free_ = 1ull << 40;
+  ASSERT_TRUE(manager_->Start(Req("a")).ok());
+  manager_->StartWatchdog();
+  free_ = 10;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return manager_->Get("a")->state() == v1::TRACE_STATE_COMPLETED;
+  }));
+  EXPECT_EQ(manager_->Get("a")->stop_reason(), "low_disk");
+}
+
+TEST_F(SessionManagerTest, MaxBytesStopsTheTrace) {
+  auto r = Req("big");
+  r.set_max_bytes(100);
+  ASSERT_TRUE(manager_->Start(r).ok());
+  manager_->StartWatchdog();
+  control_.bytes = 150;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return manager_->Get("big")->state() == v1::TRACE_STATE_COMPLETED;
+  }));
+  EXPECT_EQ(manager_->Get("big")->stop_reason(), "max_bytes");
+}
+
+TEST_F(SessionManagerTest, AToolThatEndsByItselfMovesTheSessionOnAtOnce) {
+  ASSERT_TRUE(manager_->Start(Req("x")).ok());
+  manager_->StartWatchdog();
+  control_.stop_error = absl::InternalError("perf record exited with code 1");
+  control_.end_last("perf record ended on its own: No space left on device");
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return manager_->Get("x")->state() != v1::TRACE_STATE_RUNNING &&
+           manager_->Get("x")->state() != v1::TRACE_STATE_STOPPING;
+  }));
+  // The fake's Salvage keeps what it had: stored, marked, with the words.
+  auto s = manager_->Get("x");
+  EXPECT_EQ(s->state(), v1::TRACE_STATE_COMPLETED);
+  EXPECT_EQ(s->stop_reason(), "backend_ended");
+  auto a = store_.Get(s->artifact_id());
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->salvaged());
+  EXPECT_THAT(a->salvage_note(), HasSubstr("No space left on device"));
 }
 
 TEST_F(SessionManagerTest, ListShowsElapsedAndBytes) {

@@ -252,16 +252,72 @@ TEST_F(WprBackendFakeTest, MissingExecutable) {
       << s.status();
 }
 
-TEST_F(WprBackendFakeTest, CleanupOrphanCancelsLeftoverInstance) {
-  auto a =
-      backend_->Start(Request("orphan", v1::TRACE_MODE_FILE, WorkDir("o")));
+TEST_F(WprBackendFakeTest, SalvageStopsAnInstanceThatOutlivedTheAgent) {
+  auto a = backend_->Start(Request("orphan", v1::TRACE_MODE_FILE, WorkDir("o")));
   ASSERT_TRUE(a.ok());
-  EXPECT_TRUE(backend_->CleanupOrphan("orphan", "labtrace_orphan").ok());
+  // A restarted agent: the instance still records.
+  absl::StatusOr<Salvaged> s = backend_->Salvage(JournaledRecording{
+      "orphan", "labtrace_orphan", WorkDir("o"), v1::TRACE_MODE_FILE, false});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_THAT(s->note, HasSubstr("outlived the agent"));
+  EXPECT_EQ(*Sha256File(s->file), *Sha256File(etl_));
   EXPECT_THAT(
       backend_->RunWpr(backend_->StatusArgv("orphan"), absl::Seconds(5)).output,
       HasSubstr("not recording"));
-  // Nothing running: still fine.
-  EXPECT_TRUE(backend_->CleanupOrphan("orphan", "labtrace_orphan").ok());
+  // Nothing running and no file: nothing to keep, and it says so.
+  absl::StatusOr<Salvaged> none = backend_->Salvage(JournaledRecording{
+      "orphan", "labtrace_orphan", WorkDir("empty"), v1::TRACE_MODE_FILE, false});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WprBackendFakeTest, SalvageKeepsTheFileOfAStopThatFinished) {
+  // The agent died while wpr -stop ran; wpr finished without it.
+  auto a = backend_->Start(Request("late", v1::TRACE_MODE_FILE, WorkDir("l")));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(backend_
+                  ->RunWpr(backend_->StopArgv("late", WorkDir("l") / "late.etl"),
+                           absl::Seconds(10))
+                  .ok());
+  absl::StatusOr<Salvaged> s = backend_->Salvage(JournaledRecording{
+      "late", "labtrace_late", WorkDir("l"), v1::TRACE_MODE_FILE, true});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_THAT(s->note, HasSubstr("had finished writing"));
+}
+
+TEST_F(WprBackendFakeTest, FailedStopCancelsTheInstance) {
+  auto s = backend_->Start(Request("full", v1::TRACE_MODE_FILE, WorkDir("f")));
+  ASSERT_TRUE(s.ok());
+  // Disk full while merging: wpr's words, then the instance is cancelled.
+  Control("FAKE_WPR_STOP_FAIL_HRESULT=0x80070070\n");
+  auto file = (*s)->Stop();
+  ASSERT_FALSE(file.ok());
+  EXPECT_THAT(std::string(file.status().message()),
+              HasSubstr("There is not enough space on the disk"));
+  EXPECT_THAT(std::string(file.status().message()),
+              HasSubstr("then wpr -cancel succeeded"));
+  EXPECT_FALSE((*s)->StillRecording());
+  Control("");
+  EXPECT_THAT(
+      backend_->RunWpr(backend_->StatusArgv("full"), absl::Seconds(5)).output,
+      HasSubstr("not recording"));
+}
+
+TEST_F(WprBackendFakeTest, AStopWhoseCancelAlsoFailsIsStillRecording) {
+  auto s = backend_->Start(Request("stuck", v1::TRACE_MODE_FILE, WorkDir("s")));
+  ASSERT_TRUE(s.ok());
+  // -stop fails; -cancel takes longer than the agent allows.
+  WprBackendOptions o = backend_->options();
+  o.config.cancel_timeout = absl::Milliseconds(300);
+  WprBackend impatient(o);
+  auto t = impatient.Start(Request("stuck2", v1::TRACE_MODE_FILE, WorkDir("s2")));
+  ASSERT_TRUE(t.ok());
+  Control("FAKE_WPR_STOP_FAIL_HRESULT=0x80010106\nFAKE_WPR_CANCEL_DELAY_MS=5000\n");
+  EXPECT_FALSE((*t)->Stop().ok());
+  EXPECT_TRUE((*t)->StillRecording());
+  Control("");
+  EXPECT_TRUE((*t)->Cancel().ok());
+  EXPECT_FALSE((*t)->StillRecording());
+  EXPECT_TRUE((*s)->Cancel().ok());
 }
 
 TEST(WprEtwSessionNamesTest, FindsLabtraceInstances) {

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_util.h"
 
@@ -70,8 +72,11 @@ TEST(SubprocessTest, TimeoutKillsProcessAndItsChildren) {
   testing::TempDir dir;
   const auto marker = dir.path() / "grandchild_alive";
   // The grandchild would create the marker after 2 s unless killed with the
-  // group.
-  Options o = Sh("(sleep 2; touch " + marker.string() + ") & sleep 30");
+  // group. It writes its pid first, so the test can wait for it to be gone
+  // instead of sleeping past its 2 s.
+  const auto pid_file = dir.path() / "grandchild_pid";
+  Options o = Sh("(echo $(exec sh -c 'echo $PPID') > " + pid_file.string() +
+                 "; sleep 2; touch " + marker.string() + ") & sleep 30");
   o.timeout = milliseconds(300);
   o.kill_grace = milliseconds(200);
   const auto start = std::chrono::steady_clock::now();
@@ -79,9 +84,16 @@ TEST(SubprocessTest, TimeoutKillsProcessAndItsChildren) {
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.outcome, Outcome::kTimedOut);
   EXPECT_LT(took, seconds(10));
-  std::this_thread::sleep_for(milliseconds(2500));
-  EXPECT_FALSE(std::filesystem::exists(marker))
-      << "grandchild survived the kill";
+  std::int64_t grandchild = 0;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return absl::SimpleAtoi(
+        absl::StripAsciiWhitespace(testing::ReadTextFile(pid_file)), &grandchild);
+  }));
+  // Gone: not a zombie of ours, so it no longer exists at all.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return !subprocess::ProcessExists(grandchild); }, seconds(5)))
+      << "grandchild " << grandchild << " survived the kill";
+  EXPECT_FALSE(std::filesystem::exists(marker));
   EXPECT_NE(r.Describe().find("timed out"), std::string::npos);
 }
 

@@ -19,20 +19,14 @@ if ! command -v clang++ >/dev/null || ! dpkg-query -W libclang-rt-14-dev >/dev/n
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang libclang-rt-14-dev
 fi
 
-clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I "$root" "$root/tests/fuzz/etl_fuzz.cc" "$root/common/etl/etl_summary.cc" \
-  "$root/common/perf_data.cc" -o "$work/etl_fuzz"
-
-# The request fuzzer links our protobuf messages and validation code.
-mkdir -p "$work/gen"
-protoc -I "$root/proto" --cpp_out="$work/gen" "$root/proto/labtrace/v1/agent.proto"
-# shellcheck disable=SC2046
-clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I "$root" -I "$work/gen" "$root/tests/fuzz/request_fuzz.cc" "$work/gen/labtrace/v1/agent.pb.cc" \
-  "$root/common/names.cc" "$root/common/file_util_posix.cc" "$root/common/time_util.cc" \
-  "$root/agent/service/auth.cc" \
-  $(pkg-config --cflags --libs protobuf absl_strings absl_str_format absl_time absl_status absl_statusor \
-    absl_synchronization spdlog) -lcrypto -o "$work/request_fuzz"
+# The fuzz targets build with the project's own CMake files (tests/fuzz/
+# CMakeLists.txt), everything instrumented; only their dependencies build.
+build="${FUZZ_BUILD:-$root/build-fuzz}"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLABTRACE_FUZZ=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
+cmake --build "$build" -j "${LABTRACE_JOBS:-2}" --target etl_fuzz request_fuzz
+cp "$build/tests/fuzz/etl_fuzz" "$build/tests/fuzz/request_fuzz" "$work/"
 
 seeds="$root/../shared/testdata/etl"
 [[ -d "$seeds" ]] && cp -n "$seeds"/*.etl "$work/corpus/" 2>/dev/null || true

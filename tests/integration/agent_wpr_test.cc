@@ -333,9 +333,19 @@ TEST_F(AgentWprTest, RestartAfterCrashRecoversFromJournal) {
   g.set_name("crashy");
   v1::TraceSession ts;
   ASSERT_TRUE(agent_->stub().GetTrace(Ctx().get(), g, &ts).ok());
-  EXPECT_EQ(ts.state(), v1::TRACE_STATE_FAILED);
-  EXPECT_THAT(ts.failure_reason(),
+  // The recording was salvaged: wpr -stop into the journaled work dir, the
+  // file stored as an artifact that says how it was made.
+  EXPECT_EQ(ts.state(), v1::TRACE_STATE_COMPLETED) << ts.failure_reason();
+  EXPECT_EQ(ts.stop_reason(), "salvaged");
+  ASSERT_FALSE(ts.artifact_id().empty());
+  v1::GetArtifactRequest ga;
+  ga.set_artifact_id(ts.artifact_id());
+  v1::Artifact a;
+  ASSERT_TRUE(agent_->stub().GetArtifact(Ctx().get(), ga, &a).ok());
+  EXPECT_TRUE(a.salvaged());
+  EXPECT_THAT(a.salvage_note(),
               HasSubstr("stopped while this session was RUNNING"));
+  EXPECT_EQ(a.sha256(), *Sha256File(etl_));
   // The name is usable again.
   EXPECT_TRUE(Start("crashy").ok());
 }
@@ -394,10 +404,15 @@ using ::testing::HasSubstr;
 // RunCommand: an allow-listed program under a trace of its own.
 class AgentExecTest : public ::testing::Test {
  protected:
-  void Launch(const std::string& exec_yaml) {
+  void SetUp() override {
     etl_ = testing::TestdataEtl("krabsetw_powershell.etl");
     if (etl_.empty())
       GTEST_SKIP() << "../shared/testdata/etl is not beside this checkout";
+  }
+
+  // Called by tests after SetUp (which skips the test when the data is
+  // missing; a helper's GTEST_SKIP would only leave the helper).
+  void Launch(const std::string& exec_yaml) {
     state_ = dir_.path() / "wpr_state";
     std::filesystem::create_directories(state_);
     std::string cfg =

@@ -271,10 +271,51 @@ TEST_F(SecurityTest, RestListenerUsesTheSameTlsAndTokens) {
       200);
 }
 
-TEST_F(SecurityTest, NonLoopbackIsAllowedWithTokens) {
-  auto agent = StartAgent("any", TokensYaml(), {"--listen", "0.0.0.0:0"});
-  EXPECT_EQ(Info(agent->stub(), kReadToken), grpc::StatusCode::OK);
+// Exposure rules for a listener beyond loopback: tokens need TLS (else they
+// cross the network in clear text), TLS needs client authentication
+// (client_ca_file or tokens); --insecure overrides either, loudly.
+TEST_F(SecurityTest, NonLoopbackNeedsTlsAndAuthentication) {
+  const auto& d = dir_->path();
+  const std::filesystem::path dir = d / "exposure";
+  std::filesystem::create_directories(dir);
+  auto refused = [&](const std::string& yaml) {
+    testing::WriteTextFile(dir / "agent.yaml",
+                           "data_dir: " + (dir / "data").string() + "\n" + yaml);
+    subprocess::Options o;
+    o.argv = {testing::AgentBinary(), "--config", (dir / "agent.yaml").string(),
+              "--listen", "0.0.0.0:0", "--rest-listen", "off"};
+    o.timeout = std::chrono::seconds(30);
+    subprocess::Result r = subprocess::Run(o);
+    EXPECT_EQ(r.exit_code, 2) << r.Describe() << r.output;
+    return r.output;
+  };
+  EXPECT_THAT(refused(TokensYaml()),
+              HasSubstr("with tokens but without TLS: bearer tokens would "
+                        "cross the lab network in clear text"));
+  const std::string tls_only = "tls:\n  cert_file: " +
+                               (d / "server.pem").string() +
+                               "\n  key_file: " + (d / "server.key").string() +
+                               "\n";
+  EXPECT_THAT(refused(tls_only), HasSubstr("client"));
+
+  // TLS and tokens: allowed, and nothing insecure to warn about.
+  auto agent = StartAgent("any", tls_only + TokensYaml(),
+                          {"--listen", "0.0.0.0:0"});
+  auto stub = v1::TraceAgent::NewStub(TlsChannel(agent->port(), ""));
+  EXPECT_EQ(Info(*stub, kReadToken), grpc::StatusCode::OK);
+  EXPECT_EQ(Info(*stub, ""), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(agent->output(), Not(HasSubstr("INSECURE")));
+
+  // --insecure: tokens in clear text are allowed, with a warning that says so.
+  auto loud = StartAgent("loud", TokensYaml(),
+                         {"--listen", "0.0.0.0:0", "--insecure"});
+  EXPECT_EQ(Info(loud->stub(), kReadToken), grpc::StatusCode::OK);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return loud->output().find("INSECURE") != std::string::npos;
+      },
+      std::chrono::seconds(5)));
+  EXPECT_THAT(loud->output(), HasSubstr("bearer tokens travel in clear text"));
 }
 
 TEST_F(SecurityTest, ControllerUsesTlsAndTokensFromTheInventory) {

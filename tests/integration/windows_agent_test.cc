@@ -420,6 +420,43 @@ TEST_F(WindowsAgentTest, CtrlCStopsActiveTracesAndKeepsTheirFiles) {
   EXPECT_TRUE(kept);
 }
 
+TEST_F(WindowsAgentTest, WindowsControllerDrivesTheAgentAndInspectsEtl) {
+  // labtrace.exe (the controller built for Windows) under wine.
+  auto run = [&](std::vector<std::string> args) {
+    subprocess::Options o;
+    o.argv = {Wine(), (kMingw / "controller" / "labtrace.exe").string()};
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    o.extra_env = WineEnv();
+    o.timeout = std::chrono::seconds(120);
+    o.output_cap = 1 << 20;
+    return subprocess::Run(o);
+  };
+  const std::string inv = WinPath(inventory_);
+  subprocess::Result info = run({"info", "--inventory", inv});
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_THAT(info.output, HasSubstr("winvm"));
+  EXPECT_THAT(info.output, HasSubstr("Windows"));
+  subprocess::Result start =
+      run({"start", "from_windows", "--profile", "general", "--inventory", inv});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  const auto out = dir_->path() / PathFromUtf8("collected \xc3\xa9");
+  subprocess::Result stop = run({"stop", "from_windows", "--collect",
+                                 WinPath(out), "--inventory", inv});
+  ASSERT_EQ(stop.exit_code, 0) << stop.output;
+  std::filesystem::path etl;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(out)) {
+    if (e.path().extension() == ".etl") etl = e.path();
+  }
+  ASSERT_FALSE(etl.empty()) << stop.output;
+  EXPECT_EQ(*Sha256File(etl), *Sha256File(etl_));
+  subprocess::Result inspect = run({"inspect", WinPath(etl), "--json"});
+  // The file (a real Windows Update trace) lost 41 events: a data problem,
+  // exit code 5, and said so.
+  EXPECT_EQ(inspect.exit_code, 5) << inspect.output;
+  EXPECT_THAT(inspect.output, HasSubstr("\"etl\""));
+  EXPECT_THAT(inspect.output, HasSubstr("41 events lost"));
+}
+
 // The agent as a Windows service under wine's Service Control Manager: install,
 // start, a stop that takes seconds (STOP_PENDING with an advancing checkpoint)
 // and keeps the active trace's file, a start that fails, uninstall. In a wine

@@ -22,6 +22,9 @@ except ImportError as e:
     sys.exit(77)
 
 agent_bin, fake_wpr, etl, proto_dir = sys.argv[1:5]
+if not os.path.isfile(etl):
+    print(f"SKIP: {etl} is missing (../shared/testdata/etl is not beside this checkout)")
+    sys.exit(77)
 TOKEN = "python-client-token"
 work = tempfile.mkdtemp(prefix="labtrace_py_")
 passed = failed = 0

@@ -1,0 +1,64 @@
+// `labtrace run PLAN`: a lab run (controller/plan/plan_runner.h) with its
+// summary, and the lease keeper that makes a vanished controller stop the
+// run's traces.
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/names.h"
+#include "controller/cli/cli_context.h"
+#include "controller/cli/commands.h"
+#include "controller/cli/run_summary.h"
+
+namespace labtrace::controller {
+
+int RunCommand(CliContext& ctx) {
+  const Args& args = ctx.args();
+  const std::string out = args.Get("out");
+  if (out.empty()) {
+    ctx.err() << "labtrace run: --out DIR is required\n";
+    return kExitUsage;
+  }
+  if (!ctx.plan()) {
+    absl::StatusOr<Plan> plan = LoadPlan(args.positional[0]);
+    if (!plan.ok()) {
+      ctx.err() << "labtrace: " << plan.status().message() << "\n";
+      return kExitUsage;
+    }
+    ctx.set_plan(*plan);
+  }
+  PlanRunOptions o;
+  o.out_dir = PathFromUtf8(out);
+  o.run_id = args.Get("run-id");
+  if (!o.run_id.empty() && !IsValidName(o.run_id)) {
+    ctx.err() << "labtrace run: " << ValidateName("--run-id", o.run_id).message()
+              << "\n";
+    return kExitUsage;
+  }
+  if (std::string l = args.Get("lease"); !l.empty()) {
+    if (!absl::ParseDuration(l, &o.lease) || o.lease < absl::ZeroDuration() ||
+        (o.lease > absl::ZeroDuration() && o.lease < absl::Seconds(3))) {
+      ctx.err() << "labtrace run: bad --lease \"" << l
+                << "\"; use 0 (no lease) or at least 3s, e.g. 60s\n";
+      return kExitUsage;
+    }
+  }
+  o.parallel = ctx.fan().parallel;
+  o.rpc_timeout = ctx.fan().per_host_timeout;
+  o.show_progress = ctx.env().err_is_terminal && !ctx.json();
+  o.fail_on_lost_events = args.Has("fail-on-lost-events");
+  o.log = &ctx.err();
+  PlanRunner runner(*ctx.plan(), ctx.hosts(), &ctx.clients(), &ctx.canceller(),
+                    o);
+  ctx.SetRunner(&runner);
+  RunResult r = runner.Run();
+  ctx.SetRunner(nullptr);
+  if (ctx.json()) {
+    absl::StatusOr<std::string> m = ReadFile(r.run_dir / "manifest.json");
+    ctx.out() << (m.ok() ? *m : "{}\n");
+  } else {
+    PrintRunSummary(r, ctx.out());
+  }
+  return r.exit_code;
+}
+
+}  // namespace labtrace::controller
