@@ -38,6 +38,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,12 @@ struct Options {
   std::string output_path;
   // If non-zero, the file stops at this many bytes (with a note saying so).
   std::uint64_t output_file_cap = 0;
+  // The child dies with its parent, even on kill -9 of the parent (Linux:
+  // PR_SET_PDEATHSIG, tied to the starting thread, which must outlive the
+  // child: start it from the thread that waits for it). On Windows every
+  // child already dies with its parent (job object, kill on close). Off by
+  // default: perf must outlive a crashed agent, whose restart salvages it.
+  bool die_with_parent = false;
   // After a timeout or Kill(): time between the polite signal (SIGTERM) and
   // SIGKILL. On Windows the job is terminated at once.
   std::chrono::milliseconds kill_grace{2000};
@@ -155,6 +162,17 @@ std::string ProcessStartId(std::int64_t pid);
 // Kills the process and, on POSIX, its process group (children started by
 // Process lead their group). For recovery of children a dead agent left.
 bool KillProcessTree(std::int64_t pid);
+
+// The argv of a running process (POSIX: /proc/<pid>/cmdline), empty if it
+// is gone or cannot be read. Windows: always empty (another process's
+// command line is not readable through a supported API); recovery does not
+// need it there, because an agent's children die with its job object.
+std::vector<std::string> ProcessArgv(std::int64_t pid);
+
+// Ids of the running processes whose argv satisfies `matches` (POSIX: a
+// /proc scan; Windows: none, see ProcessArgv).
+std::vector<std::int64_t> FindProcesses(
+    const std::function<bool(const std::vector<std::string>&)>& matches);
 
 }  // namespace labtrace::subprocess
 

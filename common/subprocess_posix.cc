@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -229,6 +231,7 @@ bool Process::Start(const Options& options, std::string* error) {
 
   const char* cwd =
       options.working_dir.empty() ? nullptr : options.working_dir.c_str();
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     *error = ErrnoText("fork", errno);
@@ -238,6 +241,12 @@ bool Process::Start(const Options& options, std::string* error) {
   }
   if (pid == 0) {
     ::setpgid(0, 0);
+    if (options.die_with_parent) {
+      // SIGKILL when the thread that started us ends (the caller waits on
+      // this thread) or the whole parent dies, kill -9 included.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);  // It died before prctl.
+    }
     // Restore default signal handling the parent may have changed.
     sigset_t all;
     sigemptyset(&all);
@@ -440,6 +449,45 @@ bool KillProcessTree(std::int64_t pid) {
   const bool group = ::kill(static_cast<pid_t>(-pid), SIGKILL) == 0;
   const bool single = ::kill(static_cast<pid_t>(pid), SIGKILL) == 0;
   return group || single;
+}
+
+std::vector<std::string> ProcessArgv(std::int64_t pid) {
+  std::vector<std::string> argv;
+  if (pid <= 0) return argv;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline",
+                   std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+  std::string cur;
+  for (char c : cmdline) {
+    if (c == '\0') {
+      argv.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) argv.push_back(std::move(cur));
+  return argv;
+}
+
+std::vector<std::int64_t> FindProcesses(
+    const std::function<bool(const std::vector<std::string>&)>& matches) {
+  std::vector<std::int64_t> found;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() ||
+        !std::all_of(name.begin(), name.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    const std::int64_t pid = std::stoll(name);
+    const std::vector<std::string> argv = ProcessArgv(pid);
+    if (!argv.empty() && matches(argv)) found.push_back(pid);
+  }
+  return found;
 }
 
 }  // namespace labtrace::subprocess

@@ -721,4 +721,11 @@ bool KillProcessTree(std::int64_t pid) {
   return h && TerminateProcess(h.get(), kTerminatedExitCode);
 }
 
+std::vector<std::string> ProcessArgv(std::int64_t) { return {}; }
+
+std::vector<std::int64_t> FindProcesses(
+    const std::function<bool(const std::vector<std::string>&)>&) {
+  return {};
+}
+
 }  // namespace labtrace::subprocess

@@ -210,21 +210,6 @@ class PerfSession final : public BackendSession {
   std::thread owner_;
 };
 
-// argv of a running process (/proc/<pid>/cmdline), empty if gone.
-std::vector<std::string> ProcessArgv(std::int64_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline",
-                   std::ios::binary);
-  std::string cmdline((std::istreambuf_iterator<char>(in)),
-                      std::istreambuf_iterator<char>());
-  std::vector<std::string> argv;
-  if (cmdline.empty()) return argv;
-  for (absl::string_view a : absl::StrSplit(cmdline, '\0')) {
-    argv.emplace_back(a);
-  }
-  if (!argv.empty() && argv.back().empty()) argv.pop_back();
-  return argv;
-}
-
 // True if `argv` is `perf record ... -o <out> ...` exactly.
 bool IsPerfRecordWriting(const std::vector<std::string>& argv,
                          const std::string& out) {
@@ -330,8 +315,17 @@ absl::StatusOr<std::unique_ptr<BackendSession>> PerfBackend::Start(
   if (std::optional<subprocess::Result> r =
           process.Wait(absl::ToChronoMilliseconds(config_.start_check))) {
     const std::string tail = Tail(r->output);
-    const std::string msg = absl::StrCat("perf record ", r->Describe(),
-                                         " right after start: ", tail);
+    std::string msg = absl::StrCat("perf record ", r->Describe(),
+                                   " right after start: ",
+                                   tail.empty() ? "it printed nothing" : tail);
+    // perf says nothing when it cannot create its file on a full volume.
+    if (absl::StatusOr<std::uint64_t> free = FreeBytes(request.work_dir);
+        free.ok() && *free < (1 << 20)) {
+      absl::StrAppend(&msg, "; the volume holding ",
+                      PathToUtf8(request.work_dir), " has ", *free,
+                      " bytes free");
+      return absl::ResourceExhaustedError(msg);
+    }
     if (absl::StrContains(tail, "ermission") ||
         absl::StrContains(tail, "paranoid")) {
       return absl::PermissionDeniedError(msg);
@@ -366,7 +360,7 @@ absl::StatusOr<Salvaged> PerfBackend::Salvage(const JournaledRecording& r) {
   // Only a process that is still that perf, writing that file.
   if (!start_id.empty() && start_id != "-" &&
       subprocess::ProcessStartId(pid) == start_id &&
-      IsPerfRecordWriting(ProcessArgv(pid), out)) {
+      IsPerfRecordWriting(subprocess::ProcessArgv(pid), out)) {
     spdlog::warn("session {}: perf (pid {}) outlived the agent; stopping it "
                  "so that it finishes its file",
                  r.session_name, pid);
@@ -394,24 +388,28 @@ std::vector<std::string> PerfBackend::CleanupUnjournaled() {
   std::vector<std::string> lines;
   if (work_root_.empty()) return lines;
   const std::string root = PathToUtf8(work_root_) + "/";
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    std::int64_t pid = 0;
-    if (!absl::SimpleAtoi(PathToUtf8(it->path().filename()), &pid)) continue;
-    const std::vector<std::string> argv = ProcessArgv(pid);
-    if (argv.size() < 2 || argv[1] != "record") continue;
+  // `perf record ... -o <file under our work root>`: the output argument.
+  auto output_under_root = [&root](const std::vector<std::string>& argv) {
+    if (argv.size() < 2 || argv[1] != "record") return std::string();
     for (std::size_t i = 2; i + 1 < argv.size(); ++i) {
-      if (argv[i] != "-o" || !absl::StartsWith(argv[i + 1], root)) continue;
-      const std::string start_id = subprocess::ProcessStartId(pid);
-      const std::string problem =
-          StopStrayPerf(pid, start_id, config_.stop_timeout);
-      lines.push_back(absl::StrCat(
-          "stopped perf (pid ", pid, ") writing ", argv[i + 1],
-          ", which no journal entry named",
-          problem.empty() ? "" : "; ", problem));
-      break;
+      if (argv[i] == "-o" && absl::StartsWith(argv[i + 1], root)) {
+        return argv[i + 1];
+      }
     }
+    return std::string();
+  };
+  for (std::int64_t pid : subprocess::FindProcesses(
+           [&](const std::vector<std::string>& argv) {
+             return !output_under_root(argv).empty();
+           })) {
+    const std::string start_id = subprocess::ProcessStartId(pid);
+    const std::string out = output_under_root(subprocess::ProcessArgv(pid));
+    if (start_id.empty() || out.empty()) continue;  // Gone meanwhile.
+    const std::string problem =
+        StopStrayPerf(pid, start_id, config_.stop_timeout);
+    lines.push_back(absl::StrCat("stopped perf (pid ", pid, ") writing ", out,
+                                 ", which no journal entry named",
+                                 problem.empty() ? "" : "; ", problem));
   }
   return lines;
 }

@@ -1,5 +1,6 @@
 #include "agent/backend/wpr_backend.h"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/etw_sessions.h"
 #include "common/file_util.h"
@@ -22,14 +24,32 @@ namespace {
 constexpr absl::string_view kEmbeddedPrefix = "embedded:";
 constexpr std::size_t kErrorTailBytes = 1500;
 
-// The last part of wpr's output, trimmed, for error messages.
+// wpr's words for an error message: its lines, trimmed, without the
+// two-line banner every invocation prints, blank lines, or the message
+// wpr repeats after the error code; joined with "; ", the last part only.
 std::string OutputTail(const std::string& output) {
-  absl::string_view v = absl::StripAsciiWhitespace(output);
-  if (v.size() > kErrorTailBytes) v = v.substr(v.size() - kErrorTailBytes);
-  std::string out(v);
-  // One line per message line, without the tabs wpr indents with.
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    // Progress lines: "Press Ctrl+C to cancel...", "42%  [=====    ]".
+    const bool progress =
+        absl::StartsWith(line, "Press Ctrl+C") ||
+        (!line.empty() && absl::ascii_isdigit(line[0]) &&
+         absl::StrContains(line, "%") && absl::EndsWith(line, "]"));
+    if (line.empty() || progress ||
+        absl::StartsWith(line, "Microsoft Windows Performance Recorder") ||
+        absl::StartsWith(line, "Copyright (c)") ||
+        std::find(lines.begin(), lines.end(), line) != lines.end()) {
+      continue;
+    }
+    lines.emplace_back(line);
+  }
+  std::string out = absl::StrJoin(lines, "; ");
   for (char& c : out) {
     if (c == '\t' || c == '\r') c = ' ';
+  }
+  if (out.size() > kErrorTailBytes) {
+    out = "..." + out.substr(out.size() - kErrorTailBytes);
   }
   return out;
 }
@@ -291,22 +311,42 @@ absl::StatusOr<std::unique_ptr<BackendSession>> WprBackend::Start(
   return std::unique_ptr<BackendSession>(new WprSession(this, request));
 }
 
+namespace {
+
+// True while some `wpr ... -stop ... -instancename <instance>` runs.
+bool StopStillRunning(const std::string& instance) {
+  return !subprocess::FindProcesses([&](const std::vector<std::string>& argv) {
+            bool stop = false, named = false;
+            for (std::size_t i = 1; i < argv.size(); ++i) {
+              stop = stop || absl::EqualsIgnoreCase(argv[i], "-stop");
+              named = named || (i + 1 < argv.size() &&
+                                absl::EqualsIgnoreCase(argv[i], "-instancename") &&
+                                argv[i + 1] == instance);
+            }
+            return stop && named;
+          }).empty();
+}
+
+}  // namespace
+
 absl::StatusOr<Salvaged> WprBackend::Salvage(const JournaledRecording& r) {
   const std::string instance = WprInstanceName(r.session_name);
   const std::filesystem::path out =
       r.work_dir / (r.session_name + ".etl");
   const WprConfig& cfg = options_.config;
-  // A -stop of the dead agent may still be finishing (POSIX: it outlived the
-  // agent); wait, bounded, for the instance to stop recording.
+  // A -stop of the dead agent may still be finishing (POSIX: a wpr that
+  // outlived the agent): while that process runs, wait (bounded) for the
+  // instance to stop recording. Without it (it died with the agent, or on
+  // Windows with the agent's job) the instance is stopped again below. The
+  // file appearing says nothing: wpr writes it before the instance ends.
   const absl::Time deadline =
       absl::Now() + (r.was_stopping ? cfg.stop_timeout : absl::ZeroDuration());
   bool recording = false;
   for (;;) {
     subprocess::Result st = RunWpr(StatusArgv(r.session_name), cfg.cancel_timeout);
     recording = st.ok() && absl::StrContains(st.output, "recording is in progress");
-    std::error_code ec;
     if (!recording || !r.was_stopping || absl::Now() >= deadline ||
-        std::filesystem::is_regular_file(out, ec)) {
+        !StopStillRunning(instance)) {
       break;
     }
     absl::SleepFor(absl::Milliseconds(200));

@@ -23,98 +23,6 @@ absl::Status Bad(const std::string& source, const YAML::Node& node,
   return YamlError(source, node, msg);
 }
 
-absl::Status ReadString(const std::string& source, const YAML::Node& node,
-                        std::string* out) {
-  if (!node.IsScalar()) return Bad(source, node, "expected a string");
-  *out = node.as<std::string>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadInt(const std::string& source, const YAML::Node& node, int min,
-                     int max, int* out) {
-  int v = 0;
-  if (!node.IsScalar() || !absl::SimpleAtoi(node.as<std::string>(), &v)) {
-    return Bad(source, node, "expected an integer");
-  }
-  if (v < min || v > max) {
-    return Bad(
-        source, node,
-        absl::StrCat("value ", v, " out of range [", min, ", ", max, "]"));
-  }
-  *out = v;
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const std::string& source, const YAML::Node& node,
-                      bool* out) {
-  bool v = false;
-  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
-    return Bad(source, node, "expected true or false");
-  }
-  *out = v;
-  return absl::OkStatus();
-}
-
-// "1073741824", "512MiB", "2 GiB", "0" (KiB/MiB/GiB/TiB, or K/M/G/T).
-absl::Status ParseBytesValue(absl::string_view text, std::uint64_t* out) {
-  absl::string_view t = absl::StripAsciiWhitespace(text);
-  std::size_t digits = 0;
-  while (digits < t.size() && absl::ascii_isdigit(t[digits])) ++digits;
-  std::uint64_t n = 0;
-  if (digits == 0 || !absl::SimpleAtoi(t.substr(0, digits), &n)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad size \"", text, "\"; use bytes or a unit: 512MiB, 2GiB"));
-  }
-  absl::string_view unit = absl::StripAsciiWhitespace(t.substr(digits));
-  int shift = 0;
-  if (unit.empty() || unit == "B") {
-    shift = 0;
-  } else if (unit == "K" || unit == "KiB" || unit == "KB") {
-    shift = 10;
-  } else if (unit == "M" || unit == "MiB" || unit == "MB") {
-    shift = 20;
-  } else if (unit == "G" || unit == "GiB" || unit == "GB") {
-    shift = 30;
-  } else if (unit == "T" || unit == "TiB" || unit == "TB") {
-    shift = 40;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad size unit \"", unit, "\" in \"", text, "\"; use KiB, MiB, GiB, TiB"));
-  }
-  if (shift > 0 && n > (~0ull >> shift)) {
-    return absl::InvalidArgumentError(absl::StrCat("size \"", text, "\" is too large"));
-  }
-  *out = n << shift;
-  return absl::OkStatus();
-}
-
-absl::Status ReadBytes(const std::string& source, const YAML::Node& node,
-                       std::uint64_t* out) {
-  if (!node.IsScalar()) return Bad(source, node, "expected a size");
-  absl::Status s = ParseBytesValue(node.as<std::string>(), out);
-  if (!s.ok()) return Bad(source, node, s.message());
-  return absl::OkStatus();
-}
-
-absl::Status ParseDurationValue(absl::string_view text, absl::Duration* out) {
-  absl::Duration d;
-  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad duration \"", text,
-        "\"; use a positive number with a unit, e.g. 90s, 10m, 4h"));
-  }
-  *out = d;
-  return absl::OkStatus();
-}
-
-absl::Status ReadDuration(const std::string& source, const YAML::Node& node,
-                          absl::Duration* out) {
-  if (!node.IsScalar()) return Bad(source, node, "expected a duration");
-  absl::Status s = ParseDurationValue(node.as<std::string>(), out);
-  if (!s.ok()) return Bad(source, node, s.message());
-  return absl::OkStatus();
-}
-
 absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
                          ProfileSpec* p) {
   LABTRACE_RETURN_IF_ERROR(
@@ -123,11 +31,12 @@ absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
   if (!node["name"] || !node["backend"]) {
     return Bad(source, node, "a profile needs `name` and `backend`");
   }
-  LABTRACE_RETURN_IF_ERROR(ReadString(source, node["name"], &p->name));
-  LABTRACE_RETURN_IF_ERROR(ReadString(source, node["backend"], &p->backend));
+  LABTRACE_RETURN_IF_ERROR(YamlReadString(source, node["name"], &p->name));
+  LABTRACE_RETURN_IF_ERROR(
+      YamlReadString(source, node["backend"], &p->backend));
   if (node["description"]) {
     LABTRACE_RETURN_IF_ERROR(
-        ReadString(source, node["description"], &p->description));
+        YamlReadString(source, node["description"], &p->description));
   }
   if (node["args"]) {
     if (!node["args"].IsSequence()) {
@@ -135,7 +44,7 @@ absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
     }
     for (const auto& a : node["args"]) {
       std::string s;
-      LABTRACE_RETURN_IF_ERROR(ReadString(source, a, &s));
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, a, &s));
       p->args.push_back(s);
     }
   }
@@ -147,7 +56,7 @@ absl::Status ReadProfile(const std::string& source, const YAML::Node& node,
     p->file_mode = p->memory_mode = false;
     for (const auto& m : node["modes"]) {
       std::string s;
-      LABTRACE_RETURN_IF_ERROR(ReadString(source, m, &s));
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, m, &s));
       if (s == "file") {
         p->file_mode = true;
       } else if (s == "memory") {
@@ -237,20 +146,20 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
          "exec", "profiles", "tls", "tokens", "audit_log", "rest_listen"}));
     if (root["listen"]) {
       LABTRACE_RETURN_IF_ERROR(
-          ReadString(source, root["listen"], &config->listen));
+          YamlReadString(source, root["listen"], &config->listen));
     }
     if (root["data_dir"]) {
       std::string d;
-      LABTRACE_RETURN_IF_ERROR(ReadString(source, root["data_dir"], &d));
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, root["data_dir"], &d));
       config->data_dir = PathFromUtf8(d);
     }
     if (root["log_level"]) {
       LABTRACE_RETURN_IF_ERROR(
-          ReadString(source, root["log_level"], &config->log_level));
+          YamlReadString(source, root["log_level"], &config->log_level));
     }
     if (root["log_file"]) {
       std::string f;
-      LABTRACE_RETURN_IF_ERROR(ReadString(source, root["log_file"], &f));
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, root["log_file"], &f));
       config->log_file = PathFromUtf8(f);
     }
     if (const YAML::Node l = root["limits"]) {
@@ -259,52 +168,67 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
           {"max_sessions", "max_duration", "max_threads", "chunk_bytes",
            "max_commands", "max_downloads", "control_threads",
            "download_stall_timeout", "min_free_bytes", "max_session_bytes",
-           "max_lease"}));
+           "max_lease", "rest_max_connections", "rest_request_timeout",
+           "rest_idle_timeout"}));
+      if (l["rest_max_connections"]) {
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, l["rest_max_connections"],
+                                             1, 65536,
+                                             &config->rest.max_connections));
+      }
+      if (l["rest_request_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(
+            source, l["rest_request_timeout"], &config->rest.request_timeout));
+      }
+      if (l["rest_idle_timeout"]) {
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(
+            source, l["rest_idle_timeout"], &config->rest.idle_timeout));
+      }
       if (l["max_sessions"]) {
-        LABTRACE_RETURN_IF_ERROR(
-            ReadInt(source, l["max_sessions"], 1, 64, &config->max_sessions));
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, l["max_sessions"], 1, 64,
+                                             &config->max_sessions));
       }
       if (l["max_duration"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, l["max_duration"], &config->max_duration));
+            YamlReadDuration(source, l["max_duration"], &config->max_duration));
       }
       if (l["max_threads"]) {
-        LABTRACE_RETURN_IF_ERROR(
-            ReadInt(source, l["max_threads"], 2, 1024, &config->max_threads));
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, l["max_threads"], 2, 1024,
+                                             &config->max_threads));
       }
       if (l["min_free_bytes"]) {
-        LABTRACE_RETURN_IF_ERROR(
-            ReadBytes(source, l["min_free_bytes"], &config->min_free_bytes));
+        LABTRACE_RETURN_IF_ERROR(YamlReadBytes(source, l["min_free_bytes"],
+                                               &config->min_free_bytes));
       }
       if (l["max_session_bytes"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadBytes(source, l["max_session_bytes"],
-                                           &config->max_session_bytes));
+        LABTRACE_RETURN_IF_ERROR(YamlReadBytes(source, l["max_session_bytes"],
+                                               &config->max_session_bytes));
       }
       if (l["max_lease"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, l["max_lease"], &config->max_lease));
+            YamlReadDuration(source, l["max_lease"], &config->max_lease));
       }
       if (l["max_commands"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadInt(source, l["max_commands"], 1, 1024,
-                                         &config->pools.max_commands));
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, l["max_commands"], 1, 1024,
+                                             &config->pools.max_commands));
       }
       if (l["max_downloads"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadInt(source, l["max_downloads"], 1, 1024,
-                                         &config->pools.max_downloads));
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(
+            source, l["max_downloads"], 1, 1024, &config->pools.max_downloads));
       }
       if (l["control_threads"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadInt(source, l["control_threads"], 2, 256,
-                                         &config->pools.control_threads));
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, l["control_threads"], 2,
+                                             256,
+                                             &config->pools.control_threads));
       }
       if (l["download_stall_timeout"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, l["download_stall_timeout"],
-                         &config->pools.download_stall_timeout));
+            YamlReadDuration(source, l["download_stall_timeout"],
+                             &config->pools.download_stall_timeout));
       }
       if (l["chunk_bytes"]) {
         int v = 0;
         LABTRACE_RETURN_IF_ERROR(
-            ReadInt(source, l["chunk_bytes"], 4096, 2 << 20, &v));
+            YamlReadInt(source, l["chunk_bytes"], 4096, 2 << 20, &v));
         config->default_chunk_bytes = static_cast<std::uint32_t>(v);
       }
     }
@@ -316,26 +240,26 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
                          "cancel_unjournaled"}));
       if (w["path"])
         LABTRACE_RETURN_IF_ERROR(
-            ReadString(source, w["path"], &config->wpr.path));
+            YamlReadString(source, w["path"], &config->wpr.path));
       if (w["skip_pdb_gen"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadBool(source, w["skip_pdb_gen"], &config->wpr.skip_pdb_gen));
+            YamlReadBool(source, w["skip_pdb_gen"], &config->wpr.skip_pdb_gen));
       }
       if (w["start_timeout"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadDuration(source, w["start_timeout"],
-                                              &config->wpr.start_timeout));
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(source, w["start_timeout"],
+                                                  &config->wpr.start_timeout));
       }
       if (w["stop_timeout"]) {
-        LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, w["stop_timeout"], &config->wpr.stop_timeout));
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(source, w["stop_timeout"],
+                                                  &config->wpr.stop_timeout));
       }
       if (w["cancel_unjournaled"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadBool(source, w["cancel_unjournaled"],
-                                          &config->wpr.cancel_unjournaled));
+        LABTRACE_RETURN_IF_ERROR(YamlReadBool(source, w["cancel_unjournaled"],
+                                              &config->wpr.cancel_unjournaled));
       }
       if (w["cancel_timeout"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadDuration(source, w["cancel_timeout"],
-                                              &config->wpr.cancel_timeout));
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(source, w["cancel_timeout"],
+                                                  &config->wpr.cancel_timeout));
       }
     }
     if (const YAML::Node p = root["perf"]) {
@@ -343,15 +267,15 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
           source, p, "perf", {"path", "stop_timeout", "memory_mode_pages"}));
       if (p["path"])
         LABTRACE_RETURN_IF_ERROR(
-            ReadString(source, p["path"], &config->perf.path));
+            YamlReadString(source, p["path"], &config->perf.path));
       if (p["stop_timeout"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadDuration(source, p["stop_timeout"],
-                                              &config->perf.stop_timeout));
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(source, p["stop_timeout"],
+                                                  &config->perf.stop_timeout));
       }
       if (p["memory_mode_pages"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadInt(source, p["memory_mode_pages"], 1,
-                                         1 << 20,
-                                         &config->perf.memory_mode_pages));
+        LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, p["memory_mode_pages"], 1,
+                                             1 << 20,
+                                             &config->perf.memory_mode_pages));
       }
     }
     if (const YAML::Node e = root["exec"]) {
@@ -360,7 +284,7 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
           {"enabled", "allow", "max_timeout", "max_output_bytes"}));
       if (e["enabled"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadBool(source, e["enabled"], &config->exec.enabled));
+            YamlReadBool(source, e["enabled"], &config->exec.enabled));
       }
       if (e["allow"]) {
         if (!e["allow"].IsSequence()) {
@@ -369,18 +293,18 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
         config->exec.allow.clear();
         for (const auto& a : e["allow"]) {
           std::string prog;
-          LABTRACE_RETURN_IF_ERROR(ReadString(source, a, &prog));
+          LABTRACE_RETURN_IF_ERROR(YamlReadString(source, a, &prog));
           config->exec.allow.push_back(prog);
         }
       }
       if (e["max_timeout"]) {
-        LABTRACE_RETURN_IF_ERROR(
-            ReadDuration(source, e["max_timeout"], &config->exec.max_timeout));
+        LABTRACE_RETURN_IF_ERROR(YamlReadDuration(source, e["max_timeout"],
+                                                  &config->exec.max_timeout));
       }
       if (e["max_output_bytes"]) {
         int v = 0;
         LABTRACE_RETURN_IF_ERROR(
-            ReadInt(source, e["max_output_bytes"], 1024, 1 << 30, &v));
+            YamlReadInt(source, e["max_output_bytes"], 1024, 1 << 30, &v));
         config->exec.max_output_bytes = static_cast<std::size_t>(v);
       }
     }
@@ -389,15 +313,15 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
           source, t, "tls", {"cert_file", "key_file", "client_ca_file"}));
       if (t["cert_file"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadString(source, t["cert_file"], &config->tls.cert_file));
+            YamlReadString(source, t["cert_file"], &config->tls.cert_file));
       }
       if (t["key_file"]) {
         LABTRACE_RETURN_IF_ERROR(
-            ReadString(source, t["key_file"], &config->tls.key_file));
+            YamlReadString(source, t["key_file"], &config->tls.key_file));
       }
       if (t["client_ca_file"]) {
-        LABTRACE_RETURN_IF_ERROR(ReadString(source, t["client_ca_file"],
-                                            &config->tls.client_ca_file));
+        LABTRACE_RETURN_IF_ERROR(YamlReadString(source, t["client_ca_file"],
+                                                &config->tls.client_ca_file));
       }
     }
     if (const YAML::Node toks = root["tokens"]) {
@@ -411,9 +335,9 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
           return Bad(source, n, "a token needs name, role and sha256");
         }
         TokenSpec t;
-        LABTRACE_RETURN_IF_ERROR(ReadString(source, n["name"], &t.name));
+        LABTRACE_RETURN_IF_ERROR(YamlReadString(source, n["name"], &t.name));
         std::string role;
-        LABTRACE_RETURN_IF_ERROR(ReadString(source, n["role"], &role));
+        LABTRACE_RETURN_IF_ERROR(YamlReadString(source, n["role"], &role));
         if (role == "read") {
           t.role = Role::kRead;
         } else if (role == "control") {
@@ -423,7 +347,8 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
         } else {
           return Bad(source, n["role"], "role is read, control or admin");
         }
-        LABTRACE_RETURN_IF_ERROR(ReadString(source, n["sha256"], &t.sha256));
+        LABTRACE_RETURN_IF_ERROR(
+            YamlReadString(source, n["sha256"], &t.sha256));
         t.sha256 = absl::AsciiStrToLower(t.sha256);
         if (t.sha256.size() != 64 ||
             t.sha256.find_first_not_of("0123456789abcdef") !=
@@ -438,11 +363,11 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
     }
     if (root["rest_listen"]) {
       LABTRACE_RETURN_IF_ERROR(
-          ReadString(source, root["rest_listen"], &config->rest_listen));
+          YamlReadString(source, root["rest_listen"], &config->rest_listen));
     }
     if (root["audit_log"]) {
       LABTRACE_RETURN_IF_ERROR(
-          ReadString(source, root["audit_log"], &config->audit_log));
+          YamlReadString(source, root["audit_log"], &config->audit_log));
     }
     if (const YAML::Node profiles = root["profiles"]) {
       if (!profiles.IsSequence()) {
@@ -621,6 +546,10 @@ Config file keys (all optional):
            none): default and largest byte limit of a session (perf
            --max-size; others stopped by the watchdog, marked max_bytes).
            max_lease (24h): longest lease a start may ask for.
+           rest_max_connections (256: more are answered 503),
+           rest_request_timeout (10s: a request's headers, then its body,
+           must arrive within it; slow clients are answered 408 and cut),
+           rest_idle_timeout (30s: idle keep-alive connections closed).
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
            cancel_timeout (60s), cancel_unjournaled (true: at start, cancel
            WPR instances labtrace_* that ETW lists but no journal explains)

@@ -99,6 +99,15 @@ struct PoolConfig {
   absl::Duration download_stall_timeout = absl::Seconds(60);
 };
 
+// The REST listener's own bounds (service/http_server.h).
+struct RestLimitsConfig {
+  int max_connections = 256;  // More are answered 503 and closed.
+  // A request's headers (and then its body) must arrive within this long.
+  absl::Duration request_timeout = absl::Seconds(10);
+  // An idle keep-alive connection is closed after this long.
+  absl::Duration idle_timeout = absl::Seconds(30);
+};
+
 struct AgentConfig {
   std::string listen = "127.0.0.1:7411";
   // REST/JSON mirror; "off" disables it.
@@ -117,6 +126,7 @@ struct AgentConfig {
   // calls run on the pools below.
   int max_threads = 8;
   PoolConfig pools;
+  RestLimitsConfig rest;
   std::uint32_t default_chunk_bytes = 1 << 20;
   std::string log_level = "info";
   // Also log to this file (rotated at 10 MiB, 5 kept). Empty: stderr only,

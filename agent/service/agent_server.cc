@@ -179,6 +179,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         server->pools_.get(),
         [svc = server->service_.get()] { return svc->AgentInfoNow(); }};
     HttpLimits limits;
+    limits.max_connections = config.rest.max_connections;
+    limits.header_timeout = config.rest.request_timeout;
+    limits.body_timeout = config.rest.request_timeout;
+    limits.handshake_timeout = config.rest.request_timeout;
+    limits.idle_timeout = config.rest.idle_timeout;
     limits.write_stall_timeout = config.pools.download_stall_timeout;
     LABTRACE_ASSIGN_OR_RETURN(
         server->rest_, RestGateway::Start(config.rest_listen, config.tls,

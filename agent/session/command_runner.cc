@@ -124,6 +124,9 @@ absl::StatusOr<v1::RunCommandResponse> CommandRunner::Run(
   opts.output_cap = kTailBytes * 4;
   opts.output_path = PathToUtf8(log_file);
   opts.output_file_cap = config_.max_output_bytes;
+  // Dies with the agent, kill -9 included (the journal names it too, for
+  // Windows' sake and in case it escaped).
+  opts.die_with_parent = true;
   const absl::Time started = clock_();
   subprocess::Process process;
   std::string error;

@@ -97,8 +97,9 @@ absl::Status ApplySecurity(const std::string& source, const YAML::Node& node,
     h->tls.enabled = true;
     auto read = [&](const char* key, std::string* out) -> absl::Status {
       if (!t[key]) return absl::OkStatus();
-      absl::StatusOr<std::string> pem =
-          ReadFile(Resolve(source, t[key].as<std::string>()));
+      std::string file;
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, t[key], &file));
+      absl::StatusOr<std::string> pem = ReadFile(Resolve(source, file));
       if (!pem.ok()) return Bad(source, t[key], pem.status().message());
       *out = *pem;
       return absl::OkStatus();
@@ -110,24 +111,29 @@ absl::Status ApplySecurity(const std::string& source, const YAML::Node& node,
       return Bad(source, t,
                  "tls needs both cert_file and key_file (or neither)");
     }
-    if (t["server_name"])
-      h->tls.server_name = t["server_name"].as<std::string>();
+    if (t["server_name"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          YamlReadString(source, t["server_name"], &h->tls.server_name));
+    }
   }
   if (node["token_file"] && node["token_env"]) {
     return Bad(source, node, "use token_file or token_env, not both");
   }
   if (const YAML::Node f = node["token_file"]) {
-    absl::StatusOr<std::string> tok =
-        ReadFile(Resolve(source, f.as<std::string>()));
+    std::string file;
+    LABTRACE_RETURN_IF_ERROR(YamlReadString(source, f, &file));
+    absl::StatusOr<std::string> tok = ReadFile(Resolve(source, file));
     if (!tok.ok()) return Bad(source, f, tok.status().message());
     h->token = std::string(absl::StripAsciiWhitespace(*tok));
     if (h->token.empty()) return Bad(source, f, "the token file is empty");
   }
   if (const YAML::Node e = node["token_env"]) {
-    const char* v = std::getenv(e.as<std::string>().c_str());
+    std::string var;
+    LABTRACE_RETURN_IF_ERROR(YamlReadString(source, e, &var));
+    const char* v = std::getenv(var.c_str());
     if (v == nullptr || *v == '\0') {
       return Bad(source, e,
-                 absl::StrCat("environment variable ", e.as<std::string>(),
+                 absl::StrCat("environment variable ", var,
                               " (token_env) is not set"));
     }
     h->token = std::string(absl::StripAsciiWhitespace(v));
@@ -162,17 +168,13 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
       for (const auto& kv : d) {
         const std::string key = kv.first.as<std::string>();
         if (key == "port") {
-          if (!absl::SimpleAtoi(kv.second.as<std::string>(), &default_port) ||
-              default_port < 1 || default_port > 65535) {
+          // Same words as NormalizeAddress for a port in an address.
+          if (!YamlReadInt(source, kv.second, 1, 65535, &default_port).ok()) {
             return Bad(source, kv.second, "port must be 1..65535");
           }
         } else if (key == "connect_timeout") {
-          if (!absl::ParseDuration(kv.second.as<std::string>(),
-                                   &inv.connect_timeout) ||
-              inv.connect_timeout <= absl::ZeroDuration()) {
-            return Bad(source, kv.second,
-                       "connect_timeout must be a duration like 3s");
-          }
+          LABTRACE_RETURN_IF_ERROR(
+              YamlReadDuration(source, kv.second, &inv.connect_timeout));
         } else if (!kSecurityKeys.count(key)) {
           return Bad(
               source, kv.first,
@@ -205,7 +207,7 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
       }
       Host host = defaults;
       LABTRACE_RETURN_IF_ERROR(ApplySecurity(source, h, &host));
-      host.name = h["name"].as<std::string>();
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, h["name"], &host.name));
       if (absl::Status s = ValidateName("host name", host.name); !s.ok()) {
         return Bad(source, h["name"], s.message());
       }
@@ -213,15 +215,19 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
         return Bad(source, h["name"],
                    absl::StrCat("host \"", host.name, "\" is listed twice"));
       }
+      std::string address;
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, h["address"], &address));
       absl::StatusOr<std::string> addr =
-          NormalizeAddress(h["address"].as<std::string>(), default_port);
+          NormalizeAddress(address, default_port);
       if (!addr.ok()) return Bad(source, h["address"], addr.status().message());
       host.address = *addr;
       if (const YAML::Node labels = h["labels"]) {
         if (!labels.IsMap())
           return Bad(source, labels, "`labels` must be a mapping");
         for (const auto& kv : labels) {
-          host.labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+          std::string value;
+          LABTRACE_RETURN_IF_ERROR(YamlReadString(source, kv.second, &value));
+          host.labels[kv.first.as<std::string>()] = std::move(value);
         }
       }
       inv.hosts.push_back(std::move(host));

@@ -29,7 +29,7 @@ absl::Status ApplyStepFields(const std::string& source, const YAML::Node& node,
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     if (key == "name" && allow_name) {
-      step->name = v.as<std::string>();
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, v, &step->name));
     } else if (key == "command") {
       if (!v.IsSequence() || v.size() == 0) {
         return Bad(source, v,
@@ -37,9 +37,14 @@ absl::Status ApplyStepFields(const std::string& source, const YAML::Node& node,
                    "(no shell; use [/bin/sh, -c, \"...\"] for one)");
       }
       step->command.clear();
-      for (const auto& a : v) step->command.push_back(a.as<std::string>());
+      for (const auto& a : v) {
+        std::string arg;
+        LABTRACE_RETURN_IF_ERROR(YamlReadString(source, a, &arg));
+        step->command.push_back(std::move(arg));
+      }
     } else if (key == "run_on") {
-      const std::string s = v.as<std::string>();
+      std::string s;
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, v, &s));
       if (s == "agent") {
         step->run_on = RunOn::kAgent;
       } else if (s == "controller") {
@@ -48,9 +53,14 @@ absl::Status ApplyStepFields(const std::string& source, const YAML::Node& node,
         return Bad(source, v, "run_on is agent or controller");
       }
     } else if (key == "profile") {
-      step->profile = v.IsNull() ? "" : v.as<std::string>();
+      if (v.IsNull()) {
+        step->profile.clear();
+      } else {
+        LABTRACE_RETURN_IF_ERROR(YamlReadString(source, v, &step->profile));
+      }
     } else if (key == "mode") {
-      const std::string s = v.as<std::string>();
+      std::string s;
+      LABTRACE_RETURN_IF_ERROR(YamlReadString(source, v, &s));
       if (s == "file") {
         step->mode = v1::TRACE_MODE_FILE;
       } else if (s == "memory") {
@@ -60,8 +70,10 @@ absl::Status ApplyStepFields(const std::string& source, const YAML::Node& node,
       }
     } else if (key == "timeout" || key == "stop_timeout" || key == "duration") {
       absl::Duration d;
-      if (!absl::ParseDuration(v.as<std::string>(), &d) ||
-          d <= absl::ZeroDuration()) {
+      if (absl::Status s = YamlReadDuration(source, v, &d); !s.ok()) {
+        // A non-scalar gets the shared "expected a duration"; a bad value
+        // keeps the step key in its message.
+        if (!v.IsScalar()) return s;
         return Bad(
             source, v,
             absl::StrCat(key, " must be a positive duration like 90s or 10m"));
@@ -70,7 +82,7 @@ absl::Status ApplyStepFields(const std::string& source, const YAML::Node& node,
        : key == "stop_timeout" ? step->stop_timeout
                                : step->duration) = d;
     } else if (key == "strict") {
-      step->strict = v.as<bool>();
+      LABTRACE_RETURN_IF_ERROR(YamlReadBool(source, v, &step->strict));
     } else {
       return Bad(source, kv.first,
                  absl::StrCat("unknown step key \"", key,
@@ -105,11 +117,14 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
       }
     }
     if (!root["run"]) return Bad(source, root, "the plan needs `run: NAME`");
-    plan.run = root["run"].as<std::string>();
+    LABTRACE_RETURN_IF_ERROR(YamlReadString(source, root["run"], &plan.run));
     if (absl::Status s = ValidateName("run", plan.run); !s.ok()) {
       return Bad(source, root["run"], s.message());
     }
-    if (root["hosts"]) plan.hosts = root["hosts"].as<std::string>();
+    if (root["hosts"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          YamlReadString(source, root["hosts"], &plan.hosts));
+    }
     PlanStep defaults;
     if (const YAML::Node d = root["defaults"]) {
       if (!d.IsMap()) return Bad(source, d, "`defaults` must be a mapping");
@@ -117,7 +132,8 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
       for (const auto& kv : d) {
         const std::string key = kv.first.as<std::string>();
         if (key == "keep") {
-          const std::string k = kv.second.as<std::string>();
+          std::string k;
+          LABTRACE_RETURN_IF_ERROR(YamlReadString(source, kv.second, &k));
           if (k == "always") {
             plan.keep = KeepPolicy::kAlways;
           } else if (k == "on-failure") {
@@ -126,7 +142,8 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
             return Bad(source, kv.second, "keep is always or on-failure");
           }
         } else if (key == "fail_fast") {
-          plan.fail_fast = kv.second.as<bool>();
+          LABTRACE_RETURN_IF_ERROR(
+              YamlReadBool(source, kv.second, &plan.fail_fast));
         } else if (key == "name") {
           return Bad(source, kv.first, "defaults cannot set a step name");
         } else {

@@ -313,6 +313,7 @@ void PlanRunner::RunStepOnController(const PlanStep& step,
     subprocess::Options o;
     o.argv = step.command;
     o.output_cap = 64 * 1024;
+    o.die_with_parent = true;  // A killed controller leaves no step behind.
     subprocess::Process p;
     std::string err;
     if (!p.Start(o, &err)) {
