@@ -29,7 +29,9 @@ class File {
   File& operator=(const File&) = delete;
 
   // False and *error if the file cannot be opened.
+  // A file already open is closed first.
   bool Open(const std::filesystem::path& path, std::string* error);
+  void Close();
   bool is_open() const { return fd_ >= 0; }
   // Reads up to n bytes at offset into out (pread); -1 on error.
   std::int64_t ReadAt(std::uint64_t offset, char* out, std::size_t n) const;

@@ -36,7 +36,13 @@ File& File::operator=(File&& other) noexcept {
   return *this;
 }
 
+void File::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
 bool File::Open(const std::filesystem::path& path, std::string* error) {
+  Close();
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) {
     *error = "cannot open " + path.string() + ": " + std::strerror(errno);

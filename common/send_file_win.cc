@@ -29,7 +29,14 @@ File& File::operator=(File&& other) noexcept {
   return *this;
 }
 
+void File::Close() {
+  if (handle_ != nullptr) CloseHandle(handle_);
+  handle_ = nullptr;
+  fd_ = -1;
+}
+
 bool File::Open(const std::filesystem::path& path, std::string* error) {
+  Close();
   // FILE_SHARE_DELETE: an artifact may be deleted while it is downloaded.
   HANDLE h = CreateFileW(path.c_str(), GENERIC_READ,
                          FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,

@@ -2,10 +2,12 @@
 # Installs what labtrace needs to build and test on Debian 12 (bookworm).
 # Safe to run again: apt is only called when a package is missing.
 #
-# Usage: deploy/install_deps.sh [--windows-tests] [--bench]
+# Usage: deploy/install_deps.sh [--windows-tests] [--bench] [--clang]
 #   --windows-tests  also mingw-w64, wine and what deploy/windows/build_deps.sh
 #                    needs to build the Windows dependency prefix
 #   --bench          also nginx (tests/bench baselines)
+#   --clang          also clang and its sanitizer runtimes (the sanitizer
+#                    build, the fuzzers)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
@@ -20,7 +22,8 @@ for arg in "$@"; do
         unicode-data xz-utils)
       ;;
     --bench) packages+=(nginx-light) ;;
-    *) echo "usage: $0 [--windows-tests] [--bench]" >&2; exit 2 ;;
+    --clang) packages+=(clang libclang-rt-14-dev) ;;
+    *) echo "usage: $0 [--windows-tests] [--bench] [--clang]" >&2; exit 2 ;;
   esac
 done
 

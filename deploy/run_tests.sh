@@ -10,8 +10,10 @@
 #                 Windows agent and unit tests under wine.
 #   --no-windows  skip the cross build; the `windows` tests are then reported
 #                 as skipped, with the reason.
-#   --sanitize    build in build-asan with AddressSanitizer + UBSan and run the
-#                 tests there (not the `windows` ones: they run .exe files).
+#   --sanitize    build in build-asan with clang, AddressSanitizer + UBSan
+#                 and -Wthread-safety (Abseil's lock annotations checked; as
+#                 errors), and run the tests there (not the `windows` ones:
+#                 they run .exe files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +21,14 @@ build=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLABTRACE_WERROR=ON)
 ctest_args=(--output-on-failure -j2)
 windows=1
+deps_args=(--windows-tests)
 for arg in "$@"; do
   case "$arg" in
     --sanitize)
       build=build-asan
-      cmake_args+=(-DLABTRACE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+      cmake_args+=(-DLABTRACE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+        -DCMAKE_CXX_COMPILER=clang++)
+      deps_args+=(--clang)
       ctest_args+=(-LE windows)
       windows=0
       export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -38,7 +43,7 @@ for arg in "$@"; do
   esac
 done
 
-bash deploy/install_deps.sh --windows-tests
+bash deploy/install_deps.sh "${deps_args[@]}"
 started=$SECONDS
 cmake -S . -B "$build" "${cmake_args[@]}" >/dev/null
 cmake --build "$build" -j2

@@ -560,8 +560,9 @@ Config file keys (all optional):
            stored as sha256 only (printf %s "$TOKEN" | sha256sum). Roles
            nest; read: info/list/get/fetch, control: start/stop/cancel,
            admin: stop-all/delete/run commands. No tokens: no auth.
-  audit_log: file for one line per mutating call (default
-           <data_dir>/audit.log).
+  audit_log: file for one line per mutating call, download and refused
+           call (default <data_dir>/audit.log; mode 0600). Fail-closed:
+           calls that start something are refused if it cannot be written.
   exec:    enabled (false), allow: [programs], max_timeout (1h),
            max_output_bytes (16 MiB). RunCommand runs only allow-listed
            programs (exact argv[0] match), never through a shell.

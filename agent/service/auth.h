@@ -9,9 +9,9 @@
 //   admin:   StopAllTraces, DeleteArtifact, RunCommand
 // With no tokens configured, every caller is allowed (loopback default).
 //
-// AuditLog appends one line per mutating call: time, caller identity (token
-// name, client certificate CN, or "anonymous"), peer, operation, target,
-// result.
+// AuditLog appends one line per mutating call, download and refused call:
+// time, caller identity (token name, client certificate CN, or
+// "anonymous"), peer, operation, target, result.
 
 #ifndef LABTRACE_AGENT_SERVICE_AUTH_H_
 #define LABTRACE_AGENT_SERVICE_AUTH_H_

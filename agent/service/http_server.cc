@@ -41,7 +41,7 @@ bool PercentDecode(const std::string& in, std::string* out) {
       return false;
     }
     int v = 0;
-    absl::SimpleHexAtoi(in.substr(i + 1, 2), &v);
+    if (!absl::SimpleHexAtoi(in.substr(i + 1, 2), &v)) return false;
     out->push_back(static_cast<char>(v));
     i += 2;
   }
@@ -220,6 +220,7 @@ class Session final : public SessionBase,
     keep_alive_ = req.keep_alive();
     HttpRequest r;
     r.method = std::string(req.method_string());
+    head_ = req.method() == http::verb::head;
     const std::string target(req.target());
     const std::size_t q = target.find('?');
     r.path = target.substr(0, q);
@@ -249,45 +250,114 @@ class Session final : public SessionBase,
     r.client_gone = [gone = gone_] { return gone->load(); };
     Lowest().expires_never();
     Watch();
-    std::weak_ptr<Session> weak = this->shared_from_this();
+    // The handler's answer keeps the connection alive until it comes (the
+    // handler answers exactly once).
     auto executor = stream_.get_executor();
-    server_->handler(std::move(r), [weak, executor](HttpResponse resp) {
-      net::post(executor, [weak, resp = std::move(resp)]() mutable {
-        if (auto self = weak.lock()) self->Respond(std::move(resp));
+    server_->handler(std::move(r), [self = this->shared_from_this(),
+                                    executor](HttpResponse resp) {
+      // After Stop nothing runs the I/O loop: drop the answer (and with it
+      // the connection) instead of queueing it forever.
+      if (self->server_->stopping) return;
+      net::post(executor, [self, resp = std::move(resp)]() mutable {
+        self->Respond(std::move(resp));
       });
     });
   }
 
   // While the handler works: notice a client that closes its connection.
+  // Each request's watch has its own number: a cancelled watch of an
+  // earlier request, completing late, must not touch the current one.
   void Watch() {
     watching_ = true;
+    ArmWatch(++watch_);
+  }
+
+  void ArmWatch(std::uint64_t watch) {
     Lowest().socket().async_wait(
         tcp::socket::wait_read,
-        [self = this->shared_from_this()](beast::error_code ec) {
-          self->watching_ = false;
-          if (ec) return;  // Cancelled: the answer is ready.
-          char byte;
+        [self = this->shared_from_this(), watch](beast::error_code ec) {
+          if (watch != self->watch_) return;  // A finished request's watch.
+          if (ec) {  // Cancelled: the answer is ready.
+            self->watching_ = false;
+            return;
+          }
+          // Never block the strand: peek without waiting.
+          tcp::socket& socket = self->Lowest().socket();
           beast::error_code peek_ec;
-          const std::size_t n = self->Lowest().socket().receive(
-              net::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+          const bool was_non_blocking = socket.non_blocking();
+          socket.non_blocking(true, peek_ec);
+          char byte;
+          const std::size_t n = socket.receive(net::buffer(&byte, 1),
+                                               tcp::socket::message_peek, peek_ec);
+          beast::error_code restore_ec;
+          socket.non_blocking(was_non_blocking, restore_ec);
+          if (peek_ec == net::error::would_block) {
+            return self->ArmWatch(watch);  // A spurious wake-up.
+          }
+          self->watching_ = false;
           if (peek_ec || n == 0) self->gone_->store(true);
           // Data (a pipelined request, TLS records): left for the next read.
         });
   }
 
   void Respond(HttpResponse resp) {
+    ++watch_;  // The watch, if still pending, is finished.
     if (watching_) {
+      watching_ = false;
       beast::error_code ec;
       Lowest().socket().cancel(ec);
     }
     if (gone_->load()) return Close();
+    if (head_) return SendHead(std::move(resp));
     if (resp.file) return SendFile(std::move(resp));
     SendString(std::move(resp));
   }
 
+  // HEAD: the GET answer's headers (Content-Length included), no body.
+  void SendHead(HttpResponse resp) {
+    auto res = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(resp.status), 11);
+    res->set(http::field::server, "labtrace-agent");
+    res->set(http::field::content_type, resp.content_type);
+    for (const auto& [k, v] : resp.headers) res->set(k, v);
+    res->content_length(resp.file ? resp.file->length : resp.body.size());
+    res->keep_alive(keep_alive_);
+    Lowest().expires_after(Chrono(server_->limits.write_stall_timeout));
+    http::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res](beast::error_code ec,
+                                               std::size_t) {
+          self->AfterResponse(ec);
+        });
+  }
+
   void SendError(int status, const std::string& message) {
     keep_alive_ = false;
+    linger_ = true;  // The request may not have been read to its end.
     SendString(server_->error_body(status, message));
+  }
+
+  // After an error answer to a request that was not read to its end (a
+  // body over the limit): closing at once, with its bytes unread, makes the
+  // kernel reset the connection, and the client may lose the answer. So:
+  // no more sending, read and drop what still comes for up to 2 s, then
+  // close.
+  void LingerClose() {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    Lowest().expires_after(std::chrono::seconds(2));
+    Drain();
+  }
+
+  void Drain() {
+    drain_.resize(16 << 10);
+    Lowest().async_read_some(
+        net::buffer(drain_),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->Close();  // EOF, reset, or the 2 s are up.
+          self->Drain();
+        });
   }
 
   void SendString(HttpResponse resp) {
@@ -299,6 +369,9 @@ class Session final : public SessionBase,
     res->body() = std::move(resp.body);
     res->keep_alive(keep_alive_);
     res->prepare_payload();
+    // A 304 has no body; a Content-Length on it would have to be the
+    // whole file's (RFC 9110, 8.6), so it has none.
+    if (resp.status == 304) res->erase(http::field::content_length);
     Lowest().expires_after(Chrono(server_->limits.write_stall_timeout));
     http::async_write(
         stream_, *res,
@@ -310,12 +383,14 @@ class Session final : public SessionBase,
 
   void AfterResponse(beast::error_code ec) {
     FileDone(!ec);
+    if (!ec && linger_ && !kTls && !server_->stopping) return LingerClose();
     if (ec || !keep_alive_ || server_->stopping) return Close();
     ReadHeader();
   }
 
   // Reports the end of a file response, once.
   void FileDone(bool whole) {
+    in_.Close();  // An idle keep-alive connection holds no file open.
     if (!file_.on_done) return;
     auto done = std::move(file_.on_done);
     file_.on_done = nullptr;
@@ -427,6 +502,10 @@ class Session final : public SessionBase,
   bool first_ = true;
   bool keep_alive_ = false;
   bool watching_ = false;
+  std::uint64_t watch_ = 0;  // The current request's watch.
+  bool head_ = false;        // The current request is HEAD.
+  bool linger_ = false;      // Close gently after an error answer.
+  std::vector<char> drain_;
   std::shared_ptr<std::atomic<bool>> gone_ =
       std::make_shared<std::atomic<bool>>(false);
   // A file response in flight.
@@ -584,6 +663,10 @@ void HttpServer::Stop() {
   shared_->ioc.stop();
   for (std::thread& t : shared_->threads) t.join();
   shared_->threads.clear();
+  // The cancelled operations' handlers hold the server and its sessions:
+  // run them out (they see `stopping` and end), or both would leak.
+  shared_->ioc.restart();
+  shared_->ioc.run_for(std::chrono::seconds(1));
 }
 
 }  // namespace labtrace::agent

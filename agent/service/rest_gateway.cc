@@ -218,8 +218,12 @@ absl::StatusOr<Route> MatchRoute(const std::string& method,
   }
   std::vector<std::string> methods;
   for (const Candidate& c : candidates) {
-    if (method == c.method) return Route{c.method, c.name, c.role, args};
+    // HEAD is GET without the body (the server leaves it out).
+    if (method == c.method || (method == "HEAD" && std::string(c.method) == "GET")) {
+      return Route{c.method, c.name, c.role, args};
+    }
     methods.push_back(c.method);
+    if (std::string(c.method) == "GET") methods.push_back("HEAD");
   }
   *allowed = absl::StrJoin(methods, ", ");
   return absl::UnimplementedError(absl::StrCat(
@@ -284,10 +288,12 @@ absl::StatusOr<std::unique_ptr<RestGateway>> RestGateway::Start(
         self->Handle(std::move(req), std::move(respond));
       },
       [metrics](int status, const std::string& message) {
-        // The server's own errors: the canonical code closest to each.
+        // The server's own errors: the canonical code closest to each
+        // (400, 413, 431: the request is bad or too large).
         absl::StatusCode code = absl::StatusCode::kInvalidArgument;
         if (status == 503) code = absl::StatusCode::kUnavailable;
         if (status == 408) code = absl::StatusCode::kDeadlineExceeded;
+        if (status >= 500 && status != 503) code = absl::StatusCode::kInternal;
         metrics->Request("rest", "protocol", absl::StatusCodeToString(code));
         HttpResponse r = Json(status, JsonErrorBody(code, status, message));
         r.headers.push_back({"Connection", "close"});
@@ -546,16 +552,6 @@ void RestGateway::Handle(HttpRequest req, HttpRespond respond) {
       r.headers.push_back({"Content-Range", absl::StrCat("bytes */", size)});
       return done(r);
     }
-    std::atomic<int>& slots = deps_.pools->active_downloads;
-    if (++slots > deps_.pools->max_downloads) {
-      --slots;
-      HttpResponse r = Error(absl::UnavailableError(absl::StrCat(
-          kBusyPrefix, "FetchArtifact: ", deps_.pools->max_downloads,
-          " downloads are in progress, the limit (max_downloads); retry in a "
-          "moment")));
-      metrics->Request("rest", name, "UNAVAILABLE");
-      return respond(std::move(r));
-    }
     HttpResponse r;
     r.status = kind == RangeKind::kOne ? 206 : 200;
     r.content_type = "application/octet-stream";
@@ -573,6 +569,20 @@ void RestGateway::Handle(HttpRequest req, HttpRespond respond) {
     f.path = *path;
     f.offset = kind == RangeKind::kOne ? range.first : 0;
     f.length = size == 0 ? 0 : (kind == RangeKind::kOne ? range.last - range.first + 1 : size);
+    if (req.method == "HEAD") {  // Headers only: no download, no slot.
+      r.file = std::move(f);
+      return done(r);
+    }
+    std::atomic<int>& slots = deps_.pools->active_downloads;
+    if (++slots > deps_.pools->max_downloads) {
+      --slots;
+      HttpResponse r = Error(absl::UnavailableError(absl::StrCat(
+          kBusyPrefix, "FetchArtifact: ", deps_.pools->max_downloads,
+          " downloads are in progress, the limit (max_downloads); retry in a "
+          "moment")));
+      metrics->Request("rest", name, "UNAVAILABLE");
+      return respond(std::move(r));
+    }
     f.on_bytes = [metrics](std::uint64_t n) { metrics->BytesServed(n); };
     const std::string id = a->id();
     const std::uint64_t offset = f.offset;

@@ -12,18 +12,13 @@ seconds="${1:-60}"
 work="${FUZZ_WORK:-/tmp/labtrace-fuzz}"
 mkdir -p "$work/corpus"
 
-if ! command -v clang++ >/dev/null || ! dpkg-query -W libclang-rt-14-dev >/dev/null 2>&1; then
-  sudo=()
-  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang libclang-rt-14-dev
-fi
+bash "$root/deploy/install_deps.sh" --clang
 
 # The fuzz targets build with the project's own CMake files (tests/fuzz/
 # CMakeLists.txt), everything instrumented; only their dependencies build.
 build="${FUZZ_BUILD:-$root/build-fuzz}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLABTRACE_FUZZ=ON \
+  -DCMAKE_CXX_COMPILER=clang++ -DLABTRACE_FUZZ=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 cmake --build "$build" -j "${LABTRACE_JOBS:-2}" --target etl_fuzz request_fuzz
 cp "$build/tests/fuzz/etl_fuzz" "$build/tests/fuzz/request_fuzz" "$work/"

@@ -14,6 +14,7 @@ namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kRead[] = "rest-read-token";
 constexpr char kControl[] = "rest-control-token";
@@ -222,6 +223,104 @@ TEST_F(RestTest, BadInputIsAnsweredPreciselyWhileOthersCarryOn) {
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(h.Json()["results"][0]["session"]["state"],
             "TRACE_STATE_COMPLETED");
+}
+
+// The edges of HTTP a web server gets right: duplicate JSON keys, 405 with
+// Allow, a POST without a body, suffix and unsatisfiable ranges, 304 without
+// a Content-Length, HEAD, oversized headers, garbage; and many keep-alive
+// downloads on one connection leave no file descriptor behind.
+TEST_F(RestTest, HttpEdgesBehaveLikeAWebServer) {
+  Http h = Curl("POST", "/v1/traces", kControl,
+                R"({"name": "a", "name": "b", "profile": "general"})");
+  EXPECT_EQ(h.status, 400);
+  EXPECT_THAT(h.Json()["message"].get<std::string>(),
+              HasSubstr("repeats a key"));
+  h = Curl("DELETE", "/v1/traces", kAdmin);
+  EXPECT_EQ(h.status, 405);
+  EXPECT_THAT(h.headers, HasSubstr("Allow: GET, HEAD, POST"));
+  EXPECT_EQ(h.Json()["http_status"], 405);
+
+  ASSERT_EQ(Curl("POST", "/v1/traces", kControl,
+                 R"({"name": "edge", "profile": "general"})")
+                .status,
+            200);
+  // curl -X POST without -d: no Content-Length at all; answered at once.
+  subprocess::Options post;
+  post.argv = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+               "-X", "POST", "-H", std::string("Authorization: Bearer ") + kControl,
+               Url("/v1/traces/edge/stop")};
+  post.timeout = std::chrono::seconds(30);
+  subprocess::Result pr = subprocess::Run(post);
+  EXPECT_THAT(pr.output, ::testing::StartsWith("200 ")) << pr.output;
+  EXPECT_LT(std::atof(pr.output.c_str() + 4), 5.0) << pr.output;
+  h = Curl("GET", "/v1/traces/edge", kRead);
+  const std::string id = h.Json()["artifact_id"];
+  ASSERT_FALSE(id.empty()) << h.body;
+  const std::string content = "/v1/artifacts/" + id + "/content";
+  const std::string bytes = testing::ReadTextFile(etl_);
+  const std::string sha = *Sha256File(etl_);
+
+  h = Curl("GET", content, kRead, "", {"-r", "-100"});  // The last 100 bytes.
+  EXPECT_EQ(h.status, 206);
+  EXPECT_EQ(h.body, bytes.substr(bytes.size() - 100));
+  h = Curl("GET", content, kRead, "",
+           {"-r", std::to_string(bytes.size()) + "-"});
+  EXPECT_EQ(h.status, 416);
+  EXPECT_THAT(h.headers, HasSubstr("Content-Range: bytes */" +
+                                   std::to_string(bytes.size())));
+  EXPECT_EQ(h.Json()["code"], "OUT_OF_RANGE");
+  h = Curl("GET", content, kRead, "",
+           {"-H", "If-None-Match: \"" + sha + "\""});
+  EXPECT_EQ(h.status, 304);
+  EXPECT_THAT(h.headers, Not(HasSubstr("Content-Length")));
+  h = Curl("HEAD", content, kRead, "", {"-I"});
+  EXPECT_EQ(h.status, 200);
+  EXPECT_THAT(h.headers,
+              HasSubstr("Content-Length: " + std::to_string(bytes.size())));
+  // -I writes the headers where the body would go: nothing follows them.
+  EXPECT_THAT(h.body, ::testing::EndsWith("\r\n\r\n"));
+
+  // 16 KiB of headers at most (431, JSON); a garbage request line (400).
+  h = Curl("GET", "/v1/info", kRead, "",
+           {"-H", "X-Big: " + std::string(20 << 10, 'x')});
+  EXPECT_EQ(h.status, 431);
+  EXPECT_EQ(h.Json()["http_status"], 431);
+  subprocess::Options raw;
+  raw.argv = {"/bin/bash", "-c",
+              "exec 3<>/dev/tcp/127.0.0.1/" +
+                  std::to_string(agent_->rest_port()) +
+                  "; printf 'GARBAGE\\r\\n\\r\\n' >&3; "
+                  "head -c 12 <&3"};
+  raw.timeout = std::chrono::seconds(20);
+  subprocess::Result rr = subprocess::Run(raw);
+  EXPECT_EQ(rr.output, "HTTP/1.1 400") << rr.Describe();
+
+#ifdef __linux__
+  // 60 range requests on one keep-alive connection: no descriptor leaks.
+  auto fds = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(
+             "/proc/" + std::to_string(agent_->pid()) + "/fd")) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  };
+  const int before = fds();
+  std::vector<std::string> args = {"-r", "0-999"};
+  for (int i = 1; i < 60; ++i) {
+    args.insert(args.end(), {"--next", "-s", "-o", "/dev/null", "-r",
+                             std::to_string(i * 1000) + "-" +
+                                 std::to_string(i * 1000 + 999),
+                             "-H", std::string("Authorization: Bearer ") + kRead,
+                             Url(content)});
+  }
+  h = Curl("GET", content, kRead, "", args);
+  EXPECT_EQ(h.status, 206);
+  EXPECT_TRUE(testing::WaitFor([&] { return fds() <= before; },
+                               std::chrono::seconds(5)))
+      << fds() << " descriptors open, " << before << " before";
+#endif
 }
 
 }  // namespace
