@@ -169,7 +169,11 @@ absl::Status ApplyAgentConfigYaml(const std::string& yaml,
            "max_commands", "max_downloads", "control_threads",
            "download_stall_timeout", "min_free_bytes", "max_session_bytes",
            "max_lease", "rest_max_connections", "rest_request_timeout",
-           "rest_idle_timeout"}));
+           "rest_idle_timeout", "zstd_level"}));
+      if (l["zstd_level"]) {
+        LABTRACE_RETURN_IF_ERROR(
+            YamlReadInt(source, l["zstd_level"], -7, 19, &config->zstd_level));
+      }
       if (l["rest_max_connections"]) {
         LABTRACE_RETURN_IF_ERROR(YamlReadInt(source, l["rest_max_connections"],
                                              1, 65536,
@@ -550,6 +554,8 @@ Config file keys (all optional):
            rest_request_timeout (10s: a request's headers, then its body,
            must arrive within it; slow clients are answered 408 and cut),
            rest_idle_timeout (30s: idle keep-alive connections closed).
+           zstd_level (1; -7 to 19): compression of downloads that ask
+           for it (gRPC COMPRESSION_ZSTD, REST Accept-Encoding: zstd).
   wpr:     path, skip_pdb_gen (true), start_timeout (60s), stop_timeout (600s),
            cancel_timeout (60s), cancel_unjournaled (true: at start, cancel
            WPR instances labtrace_* that ETW lists but no journal explains)

@@ -113,6 +113,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   sopts.limits.set_max_downloads(config.pools.max_downloads);
   sopts.started_at = absl::Now();
   sopts.download_stall_timeout = config.pools.download_stall_timeout;
+  sopts.zstd_level = config.zstd_level;
   server->runner_ = std::make_unique<CommandRunner>(config.exec, mopts.hostname,
                                                     server->manager_.get(),
                                                     server->store_.get());
@@ -177,7 +178,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         server->audit_.get(),
         server->metrics_.get(),
         server->pools_.get(),
-        [svc = server->service_.get()] { return svc->AgentInfoNow(); }};
+        [svc = server->service_.get()] { return svc->AgentInfoNow(); },
+        config.zstd_level};
     HttpLimits limits;
     limits.max_connections = config.rest.max_connections;
     limits.header_timeout = config.rest.request_timeout;

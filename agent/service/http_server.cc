@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/send_file.h"
+#include "common/zstd_codec.h"
 #include "spdlog/spdlog.h"
 
 namespace labtrace::agent {
@@ -391,6 +392,7 @@ class Session final : public SessionBase,
   // Reports the end of a file response, once.
   void FileDone(bool whole) {
     in_.Close();  // An idle keep-alive connection holds no file open.
+    zstd_.reset();
     if (!file_.on_done) return;
     auto done = std::move(file_.on_done);
     file_.on_done = nullptr;
@@ -408,7 +410,12 @@ class Session final : public SessionBase,
     header_->set(http::field::server, "labtrace-agent");
     header_->set(http::field::content_type, resp.content_type);
     for (const auto& [k, v] : resp.headers) header_->set(k, v);
-    header_->content_length(file_.length);
+    if (file_.zstd_level) {
+      header_->chunked(true);  // The compressed size is not known yet.
+      zstd_ = std::make_unique<zstd::Stream>(*file_.zstd_level);
+    } else {
+      header_->content_length(file_.length);
+    }
     header_->keep_alive(keep_alive_);
     serializer_ =
         std::make_unique<http::response_serializer<http::empty_body>>(*header_);
@@ -419,7 +426,9 @@ class Session final : public SessionBase,
         stream_, *serializer_,
         [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
           if (ec) return self->Close();
-          if (!kTls && send_file::Supported()) {
+          if (self->zstd_ != nullptr) {
+            self->SendZstd();
+          } else if (!kTls && send_file::Supported()) {
             self->Lowest().expires_never();
             self->SendZeroCopy();
           } else {
@@ -470,6 +479,63 @@ class Session final : public SessionBase,
     AfterResponse(beast::error_code());
   }
 
+  // Content-Encoding: zstd: read a piece, compress (flushed, so the client
+  // gets data as it goes), send it as one HTTP chunk; the last chunk closes
+  // the zstd stream, then the chunked body ends.
+  void SendZstd() {
+    std::string error;
+    if (remaining_ == 0) {
+      absl::Status s = zstd_->End(&packed_);
+      if (!s.ok()) {
+        spdlog::warn("REST download to {}: {}", peer_, s.ToString());
+        return Close();
+      }
+      zstd_.reset();
+      return WriteZstdPiece(/*last=*/true);
+    }
+    chunk_.resize(static_cast<std::size_t>(
+        std::min<std::uint64_t>(remaining_, 1 << 20)));
+    const std::int64_t n = in_.ReadAt(offset_, chunk_.data(), chunk_.size());
+    if (n <= 0) {
+      spdlog::warn("REST download to {}: the file ended early", peer_);
+      return Close();
+    }
+    absl::Status s = zstd_->Add(chunk_.data(), static_cast<std::size_t>(n), &packed_);
+    if (!s.ok()) {
+      spdlog::warn("REST download to {}: {}", peer_, s.ToString());
+      return Close();
+    }
+    offset_ += static_cast<std::uint64_t>(n);
+    remaining_ -= static_cast<std::uint64_t>(n);
+    if (file_.on_bytes) file_.on_bytes(static_cast<std::uint64_t>(n));
+    WriteZstdPiece(/*last=*/false);
+  }
+
+  void WriteZstdPiece(bool last) {
+    Lowest().expires_after(Chrono(server_->limits.write_stall_timeout));
+    auto then = [self = this->shared_from_this(), last](beast::error_code ec,
+                                                        std::size_t) {
+      if (ec) return self->Close();
+      if (!last) return self->SendZstd();
+      self->WriteLastChunk();
+    };
+    if (packed_.empty()) {
+      // A flush that produced nothing: no empty chunk (it would end the body).
+      return net::post(stream_.get_executor(),
+                       [then]() mutable { then(beast::error_code(), 0); });
+    }
+    net::async_write(stream_, http::make_chunk(net::buffer(packed_)),
+                     std::move(then));
+  }
+
+  void WriteLastChunk() {
+    net::async_write(
+        stream_, http::make_chunk_last(),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+          self->AfterResponse(ec);
+        });
+  }
+
   // TLS, or no sendfile: read a chunk, write it, repeat.
   void SendChunks() {
     if (remaining_ == 0) return AfterResponse(beast::error_code());
@@ -516,6 +582,8 @@ class Session final : public SessionBase,
   std::uint64_t offset_ = 0;
   std::uint64_t remaining_ = 0;
   std::vector<char> chunk_;
+  std::unique_ptr<zstd::Stream> zstd_;  // Content-Encoding: zstd in progress.
+  std::string packed_;
 };
 
 }  // namespace

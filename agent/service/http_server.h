@@ -84,8 +84,12 @@ struct HttpFile {
   // Called with every chunk's size as it is sent (metrics).
   std::function<void(std::uint64_t)> on_bytes;
   // Called once when the response ends: whole (true) or cut off (false),
-  // and the bytes sent (audit).
+  // and the bytes sent (audit; of the file, before any compression).
   std::function<void(bool, std::uint64_t)> on_done;
+  // Set: the body is one zstd stream of the file's bytes at this level,
+  // sent with chunked transfer encoding (the caller sets
+  // Content-Encoding: zstd).
+  std::optional<int> zstd_level;
 };
 
 struct HttpResponse {

@@ -4,6 +4,7 @@
 #include <set>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -231,6 +232,24 @@ absl::StatusOr<Route> MatchRoute(const std::string& method,
 }
 
 }  // namespace
+
+bool AcceptsZstd(absl::string_view accept_encoding) {
+  for (absl::string_view item : absl::StrSplit(accept_encoding, ',')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(item, ';');
+    if (absl::AsciiStrToLower(absl::StripAsciiWhitespace(parts[0])) != "zstd") {
+      continue;
+    }
+    for (std::size_t i = 1; i < parts.size(); ++i) {
+      absl::string_view p = absl::StripAsciiWhitespace(parts[i]);
+      if (absl::ConsumePrefix(&p, "q=") || absl::ConsumePrefix(&p, "Q=")) {
+        double q = 1;
+        if (absl::SimpleAtod(p, &q) && q <= 0) return false;
+      }
+    }
+    return true;
+  }
+  return false;
+}
 
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
@@ -569,6 +588,18 @@ void RestGateway::Handle(HttpRequest req, HttpRespond respond) {
     f.path = *path;
     f.offset = kind == RangeKind::kOne ? range.first : 0;
     f.length = size == 0 ? 0 : (kind == RangeKind::kOne ? range.last - range.first + 1 : size);
+    // The whole file to a client that takes zstd: one zstd stream (curl
+    // --compressed decodes it). Ranges are always sent as they are.
+    if (kind == RangeKind::kNone && req.method != "HEAD" &&
+        AcceptsZstd(req.Header("accept-encoding"))) {
+      f.zstd_level = deps_.zstd_level;
+      r.headers.push_back({"Content-Encoding", "zstd"});
+      // Another representation of the same bytes: a weak validator.
+      for (auto& [k, v] : r.headers) {
+        if (k == "ETag") v = "W/" + etag;
+      }
+    }
+    r.headers.push_back({"Vary", "Accept-Encoding"});
     if (req.method == "HEAD") {  // Headers only: no download, no slot.
       r.file = std::move(f);
       return done(r);

@@ -23,7 +23,9 @@
 //   DELETE /v1/artifacts/{id}              DeleteArtifactResponse (admin)
 //   GET    /v1/artifacts/{id}/content      the bytes (read): one Range
 //                                          (206; past the end: 416), ETag =
-//                                          sha256, If-None-Match (304)
+//                                          sha256, If-None-Match (304);
+//                                          Accept-Encoding: zstd (no Range):
+//                                          Content-Encoding: zstd, chunked
 //   POST   /v1/commands                    RunCommandRequest -> RunCommandResponse (admin)
 // Every error, the server's own included (400, 404, 405, 408, 413, 416,
 // 431, 503), is {"code": "...", "message": "...", "http_status": N}. A busy
@@ -58,7 +60,13 @@ struct RestGatewayDeps {
   AgentPools* pools;
   // GetAgentInfo's answer (shared with the gRPC service).
   std::function<v1::AgentInfo()> info;
+  // zstd level of bodies sent with Content-Encoding: zstd.
+  int zstd_level = 1;
 };
+
+// True if an Accept-Encoding header value accepts zstd ("zstd", "gzip,
+// zstd;q=0.5"; not "zstd;q=0").
+bool AcceptsZstd(absl::string_view accept_encoding);
 
 // The HTTP status for a canonical status code.
 int HttpStatusFor(absl::StatusCode code);

@@ -1,6 +1,5 @@
 #include "agent/service/trace_agent_service.h"
 
-#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -11,6 +10,8 @@
 #include "common/host_info.h"
 #include "common/names.h"
 #include "common/proto_time.h"
+#include "common/send_file.h"
+#include "common/zstd_codec.h"
 #include "spdlog/spdlog.h"
 
 namespace labtrace::agent {
@@ -50,6 +51,12 @@ std::string Authorization(const grpc::CallbackServerContext* ctx) {
 
 // ---------------------------------------------------------------------------
 // FetchArtifact: one reactor per stream.
+//
+// Two chunk buffers: while gRPC writes one, a downloads-pool thread reads
+// (and, if asked, compresses) the next, so the disk, the compressor and the
+// network overlap. The reactor's state is guarded by mu_; gRPC's calls
+// (StartWrite, Finish) are made outside it, since gRPC may run a reaction
+// on the calling thread.
 
 class TraceAgentService::FetchReactor final
     : public grpc::ServerWriteReactor<v1::ArtifactChunk> {
@@ -64,18 +71,47 @@ class TraceAgentService::FetchReactor final
 
   // Ends the call at once (before any data).
   void Refuse(const grpc::Status& status) {
-    status_ = status;
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      finished_ = true;
+    }
     Finish(status);
   }
 
   void Begin(Caller caller, v1::Artifact artifact, std::filesystem::path path,
-             std::uint64_t offset, std::uint32_t chunk) {
+             std::uint64_t offset, std::uint32_t chunk, bool zstd) {
     caller_ = std::move(caller);
     artifact_ = std::move(artifact);
-    path_ = std::move(path);
-    offset_ = start_offset_ = offset;
+    start_offset_ = offset;
     chunk_ = chunk;
-    ScheduleNext();
+    zstd_ = zstd;
+    std::string error;
+    // An open file keeps the bytes readable even if the artifact is
+    // deleted mid-stream (POSIX; Windows opens with FILE_SHARE_DELETE).
+    if (!in_.Open(path, &error)) {
+      Refuse(grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("cannot open ", artifact_.file_name(),
+                                       ": ", error)));
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      next_offset_ = offset;
+      if (offset >= artifact_.size_bytes()) {
+        // Nothing (left) to send: one message with the size and digest.
+        slots_[0].msg.Clear();
+        slots_[0].msg.set_offset(offset);
+        slots_[0].msg.set_total_size(artifact_.size_bytes());
+        slots_[0].msg.set_sha256(artifact_.sha256());
+        slots_[0].raw = 0;
+        ready_ = 0;
+        StartReadyLocked();
+      } else {
+        SchedulePrepareLocked();
+      }
+    }
+    Act();
   }
 
   // Watchdog: a write the client has not taken for `limit`.
@@ -93,27 +129,35 @@ class TraceAgentService::FetchReactor final
 
   void OnWriteDone(bool ok) override {
     write_started_ns_.store(0);
-    if (!ok) {
-      Done(grpc::Status(grpc::StatusCode::CANCELLED,
-                        stall_cancelled_ ? "the client stopped reading"
-                                         : "the client went away"));
-      return;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = -1;
+      if (!ok) {
+        FailLocked(grpc::Status(grpc::StatusCode::CANCELLED,
+                                stall_cancelled_ ? "the client stopped reading"
+                                                 : "the client went away"));
+      } else {
+        sent_ += last_raw_;
+        if (start_offset_ + sent_ >= artifact_.size_bytes() && ready_ < 0 &&
+            prepare_slot_ < 0) {
+          FailLocked(grpc::Status::OK);  // All sent.
+        } else {
+          StartReadyLocked();
+          SchedulePrepareLocked();
+        }
+      }
     }
-    sent_ += last_len_;
-    if (offset_ >= artifact_.size_bytes()) {
-      Done(grpc::Status::OK);
-    } else {
-      ScheduleNext();
-    }
+    Act();
   }
 
   void OnDone() override {
     if (counted_) --svc_->pools_->active_downloads;
+    // No prepare can still run: Finish is only called once none does.
     if (!caller_.identity.empty()) {
       svc_->audit_->Record(
           caller_, ctx_->peer(), "FetchArtifact",
           absl::StrCat(artifact_.id(), " offset=", start_offset_,
-                       " bytes=", sent_),
+                       " bytes=", sent_, zstd_ ? " zstd" : ""),
           absl::Status(static_cast<absl::StatusCode>(status_.error_code()),
                        status_.error_message()));
     }
@@ -125,61 +169,136 @@ class TraceAgentService::FetchReactor final
   }
 
  private:
-  void ScheduleNext() {
-    if (!svc_->pools_->downloads.Submit([this] { ReadAndWrite(); })) {
-      Done(ToGrpcStatus(BusyStatus(svc_->pools_->downloads, "FetchArtifact")));
-    }
-  }
+  struct Slot {
+    v1::ArtifactChunk msg;
+    std::uint64_t raw = 0;  // Original bytes in this chunk.
+    std::string buffer;     // The raw bytes, when they are compressed.
+  };
 
-  // On a downloads thread: the next chunk, then an async write.
-  void ReadAndWrite() {
-    if (ctx_->IsCancelled()) {
-      Done(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+  // Starts preparing the next chunk into the free slot, if there is more to
+  // send, no prepare runs, and a slot is free.
+  void SchedulePrepareLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (failed_ || prepare_slot_ >= 0 || ready_ >= 0 ||
+        next_offset_ >= artifact_.size_bytes()) {
       return;
     }
-    const std::uint64_t size = artifact_.size_bytes();
-    if (!in_.is_open()) {
-      // An open file keeps the bytes readable even if the artifact is
-      // deleted mid-stream (POSIX).
-      in_.open(path_, std::ios::binary);
-      if (!in_) {
-        Done(grpc::Status(grpc::StatusCode::INTERNAL,
-                          absl::StrCat("cannot open ", artifact_.file_name())));
-        return;
-      }
-      in_.seekg(static_cast<std::streamoff>(offset_));
-      msg_.set_total_size(size);
-      msg_.set_sha256(artifact_.sha256());
-    } else {
-      msg_.clear_total_size();
-      msg_.clear_sha256();
-    }
+    const int slot = writing_ == 0 ? 1 : 0;
+    prepare_slot_ = slot;
+    const std::uint64_t offset = next_offset_;
     const std::size_t want = static_cast<std::size_t>(
-        std::min<std::uint64_t>(chunk_, size - offset_));
-    std::string* data = msg_.mutable_data();
-    data->resize(want);
-    in_.read(data->data(), static_cast<std::streamsize>(want));
-    const std::size_t got =
-        in_ ? want
-            : static_cast<std::size_t>(std::max<std::streamsize>(in_.gcount(), 0));
+        std::min<std::uint64_t>(chunk_, artifact_.size_bytes() - offset));
+    next_offset_ += want;
+    const bool first = offset == start_offset_;
+    schedule_ = [this, slot, offset, want, first] {
+      Prepare(slot, offset, want, first);
+    };
+  }
+
+  // On a downloads thread: read (and compress) one chunk into its slot.
+  void Prepare(int slot, std::uint64_t offset, std::size_t want, bool first) {
+    Slot& s = slots_[slot];
+    s.msg.Clear();
+    grpc::Status error;
+    std::string* raw = zstd_ ? &s.buffer : s.msg.mutable_data();
+    raw->resize(want);
+    std::size_t got = 0;
+    while (got < want) {
+      const std::int64_t n = in_.ReadAt(offset + got, raw->data() + got, want - got);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
     if (got < want) {
-      Done(grpc::Status(
+      error = grpc::Status(
           grpc::StatusCode::DATA_LOSS,
           absl::StrCat("artifact ", artifact_.id(), " is shorter than its ",
-                       size, " bytes (read failed at offset ", offset_ + got,
-                       ")")));
-      return;
+                       artifact_.size_bytes(), " bytes (read failed at offset ",
+                       offset + got, ")"));
+    } else if (zstd_) {
+      if (zstd::CompressChunk(raw->data(), want, svc_->options_.zstd_level,
+                              s.msg.mutable_data())) {
+        s.msg.set_compression(v1::COMPRESSION_ZSTD);
+        s.msg.set_raw_size(static_cast<std::uint32_t>(want));
+      } else {
+        s.msg.set_data(*raw);  // Would not get smaller.
+      }
     }
-    msg_.set_offset(offset_);
-    offset_ += got;
-    last_len_ = got;
-    write_started_ns_.store(absl::GetCurrentTimeNanos());
-    StartWrite(&msg_);
+    s.msg.set_offset(offset);
+    if (first) {
+      s.msg.set_total_size(artifact_.size_bytes());
+      s.msg.set_sha256(artifact_.sha256());
+    }
+    s.raw = want;
+    {
+      absl::MutexLock lock(&mu_);
+      prepare_slot_ = -1;
+      if (!error.ok()) {
+        FailLocked(error);
+      } else if (ctx_->IsCancelled()) {
+        FailLocked(grpc::Status(grpc::StatusCode::CANCELLED,
+                                "the call was cancelled"));
+      } else {
+        ready_ = slot;
+        StartReadyLocked();
+        SchedulePrepareLocked();
+      }
+    }
+    Act();
   }
 
-  void Done(const grpc::Status& status) {
+  // If a chunk is ready and nothing is being written, it is written next.
+  void StartReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (failed_ || writing_ >= 0 || ready_ < 0) return;
+    writing_ = ready_;
+    ready_ = -1;
+    last_raw_ = slots_[writing_].raw;
+    write_ = &slots_[writing_].msg;
+  }
+
+  // Records the end of the stream; Finish happens (in Act) once neither a
+  // write nor a prepare is in flight.
+  void FailLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (failed_) return;
+    failed_ = true;
     status_ = status;
-    Finish(status);
+    ready_ = -1;
+  }
+
+  // gRPC calls decided under the lock, made outside it.
+  void Act() {
+    const v1::ArtifactChunk* write = nullptr;
+    std::function<void()> schedule;
+    bool finish = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      std::swap(write, write_);
+      schedule.swap(schedule_);
+      if (failed_ && !finished_ && writing_ < 0 && prepare_slot_ < 0) {
+        finished_ = true;
+        finish = true;
+        status = status_;
+      }
+      if (failed_) schedule = nullptr;
+    }
+    if (schedule != nullptr &&
+        !svc_->pools_->downloads.Submit(std::move(schedule))) {
+      {
+        absl::MutexLock lock(&mu_);
+        prepare_slot_ = -1;
+        FailLocked(ToGrpcStatus(
+            BusyStatus(svc_->pools_->downloads, "FetchArtifact")));
+        if (!finished_ && writing_ < 0) {
+          finished_ = true;
+          finish = true;
+          status = status_;
+        }
+      }
+    }
+    if (write != nullptr) {
+      write_started_ns_.store(absl::GetCurrentTimeNanos());
+      StartWrite(write);
+    }
+    if (finish) Finish(status);
   }
 
   TraceAgentService* const svc_;
@@ -187,14 +306,23 @@ class TraceAgentService::FetchReactor final
   const bool counted_;
   Caller caller_;
   v1::Artifact artifact_;
-  std::filesystem::path path_;
-  std::uint64_t offset_ = 0;
   std::uint64_t start_offset_ = 0;
   std::uint32_t chunk_ = 0;
-  std::ifstream in_;
-  v1::ArtifactChunk msg_;
-  std::uint64_t last_len_ = 0;
-  std::uint64_t sent_ = 0;
+  bool zstd_ = false;
+  send_file::File in_;
+  Slot slots_[2];
+
+  absl::Mutex mu_;
+  std::uint64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  int prepare_slot_ ABSL_GUARDED_BY(mu_) = -1;  // Being prepared.
+  int ready_ ABSL_GUARDED_BY(mu_) = -1;         // Prepared, not written.
+  int writing_ ABSL_GUARDED_BY(mu_) = -1;       // gRPC is writing it.
+  std::uint64_t last_raw_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t sent_ = 0;  // Original bytes delivered (OnWriteDone, OnDone).
+  const v1::ArtifactChunk* write_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::function<void()> schedule_ ABSL_GUARDED_BY(mu_);
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_;
   std::atomic<std::int64_t> write_started_ns_{0};
   std::atomic<bool> stall_cancelled_{false};
@@ -560,7 +688,8 @@ grpc::ServerWriteReactor<v1::ArtifactChunk>* TraceAgentService::FetchArtifact(
     return reactor;
   }
   reactor->Begin(std::move(caller), std::move(*artifact), std::move(*path),
-                 req->offset(), chunk);
+                 req->offset(), chunk,
+                 req->compression() == v1::COMPRESSION_ZSTD);
   return reactor;
 }
 

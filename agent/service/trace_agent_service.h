@@ -44,6 +44,8 @@ struct TraceAgentServiceOptions {
   v1::AgentLimits limits;
   absl::Time started_at;
   absl::Duration download_stall_timeout = absl::Seconds(60);
+  // zstd level of compressed downloads (FetchArtifactRequest.compression).
+  int zstd_level = 1;
 };
 
 class TraceAgentService final : public v1::TraceAgent::CallbackService {

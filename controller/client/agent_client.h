@@ -94,6 +94,9 @@ class CallCanceller {
 struct GrpcClientOptions {
   absl::Duration connect_timeout = absl::Seconds(3);
   CallCanceller* canceller = nullptr;  // Optional.
+  // Downloads ask for zstd chunks (decoded here: the sink of
+  // FetchArtifact always sees the original bytes).
+  bool compress_downloads = true;
 };
 
 std::unique_ptr<AgentClient> MakeGrpcAgentClient(

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/zstd_codec.h"
 #include "controller/client/agent_client.h"
 #include "grpcpp/grpcpp.h"
 #include "labtrace/v1/agent.grpc.pb.h"
@@ -71,6 +72,10 @@ class GrpcAgentClient final : public AgentClient {
       : host_(std::move(host)), options_(options) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(16 << 20);
+    // An 8 MiB stream window (gRPC's own starts at 64 KiB and grows by
+    // probing): downloads keep the pipe full from the first chunk on
+    // (tests/bench/fetch_throughput.sh: 0.77 -> 0.82 of nginx on loopback).
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
     // Retry refused connections quickly instead of backing off for seconds.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
@@ -231,11 +236,31 @@ class GrpcAgentClient final : public AgentClient {
     v1::FetchArtifactRequest req;
     req.set_artifact_id(id);
     req.set_offset(offset);
+    if (options_.compress_downloads) req.set_compression(v1::COMPRESSION_ZSTD);
     std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader =
         stub_->FetchArtifact(&ctx, req);
     v1::ArtifactChunk chunk;
     absl::Status sink_status;
+    std::string raw;
     while (reader->Read(&chunk)) {
+      if (chunk.compression() == v1::COMPRESSION_ZSTD) {
+        sink_status = zstd::DecompressChunk(chunk.data(), chunk.raw_size(), &raw);
+        if (!sink_status.ok()) {
+          sink_status = absl::DataLossError(absl::StrCat(
+              host_.name, ": chunk at offset ", chunk.offset(), ": ",
+              sink_status.message()));
+          ctx.TryCancel();
+          break;
+        }
+        chunk.mutable_data()->swap(raw);
+        chunk.set_compression(v1::COMPRESSION_NONE);
+      } else if (chunk.compression() != v1::COMPRESSION_NONE) {
+        sink_status = absl::DataLossError(absl::StrCat(
+            host_.name, ": the agent sent a chunk in an unknown encoding (",
+            static_cast<int>(chunk.compression()), ")"));
+        ctx.TryCancel();
+        break;
+      }
       sink_status = sink(chunk);
       if (!sink_status.ok()) {
         ctx.TryCancel();

@@ -326,6 +326,13 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments args;
   // A 4 MiB chunk plus its framing is over gRPC's 4 MiB default.
   args.SetMaxReceiveMessageSize(64 << 20);
+  if (const char* f = std::getenv("FETCH_MAX_FRAME")) {
+    args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, std::atoi(f));
+  }
+  // As the controller does (controller/client/grpc_agent_client.cc).
+  const char* w = std::getenv("FETCH_LOOKAHEAD");
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+              w != nullptr ? std::atoi(w) : 8 << 20);
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
       o.address, grpc::InsecureChannelCredentials(), args);
   std::unique_ptr<v1::TraceAgent::Stub> stub = v1::TraceAgent::NewStub(channel);

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/zstd_codec.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -83,11 +84,14 @@ class AgentWprTest : public ::testing::Test {
   grpc::Status Fetch(const std::string& id, std::uint64_t offset,
                      std::string* data, std::uint64_t* total = nullptr,
                      std::string* sha = nullptr, std::uint32_t chunk = 0,
-                     int max_messages = -1) {
+                     int max_messages = -1, bool zstd = false,
+                     int* compressed_chunks = nullptr,
+                     std::uint64_t* wire_bytes = nullptr) {
     v1::FetchArtifactRequest req;
     req.set_artifact_id(id);
     req.set_offset(offset);
     req.set_chunk_size(chunk);
+    if (zstd) req.set_compression(v1::COMPRESSION_ZSTD);
     auto ctx = Ctx();
     auto reader = agent_->stub().FetchArtifact(ctx.get(), req);
     v1::ArtifactChunk c;
@@ -101,6 +105,15 @@ class AgentWprTest : public ::testing::Test {
         first = false;
       }
       EXPECT_EQ(c.offset(), offset + received);
+      if (wire_bytes) *wire_bytes += c.data().size();
+      if (c.compression() == v1::COMPRESSION_ZSTD) {
+        EXPECT_TRUE(zstd);
+        if (compressed_chunks) ++*compressed_chunks;
+        std::string raw;
+        const absl::Status s = zstd::DecompressChunk(c.data(), c.raw_size(), &raw);
+        EXPECT_TRUE(s.ok()) << s;
+        c.mutable_data()->swap(raw);
+      }
       received += c.data().size();
       data->append(c.data());
       if (max_messages > 0 && ++n >= max_messages) {
@@ -167,7 +180,8 @@ TEST_F(AgentWprTest, StartStopFetchVerifiesDigestAndResumes) {
   std::string all;
   std::uint64_t total = 0;
   std::string sha;
-  ASSERT_TRUE(Fetch(a.id(), 0, &all, &total, &sha, 64 * 1024).ok());
+  grpc::Status fs = Fetch(a.id(), 0, &all, &total, &sha, 64 * 1024);
+  ASSERT_TRUE(fs.ok()) << fs.error_message();
   EXPECT_EQ(total, a.size_bytes());
   EXPECT_EQ(sha, a.sha256());
   EXPECT_EQ(Sha256Hex(all), a.sha256());
@@ -211,6 +225,41 @@ TEST_F(AgentWprTest, StartStopFetchVerifiesDigestAndResumes) {
   v1::Artifact gone;
   EXPECT_EQ(agent_->stub().GetArtifact(Ctx().get(), gar, &gone).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+// Compressed downloads: each chunk an independent zstd frame of the
+// original bytes, so a resumed download decodes alone; the digest is the
+// file's.
+TEST_F(AgentWprTest, ZstdFetchDecodesToTheSameBytesFromAnyOffset) {
+  ASSERT_TRUE(Start("packed").ok());
+  v1::StopTraceResponse r;
+  ASSERT_TRUE(Stop("packed", &r).ok());
+  const std::string want = testing::ReadTextFile(etl_);
+  std::string data, sha;
+  int packed = 0;
+  std::uint64_t wire = 0;
+  ASSERT_TRUE(Fetch(r.artifact().id(), 0, &data, nullptr, &sha, 256 << 10, -1,
+                    /*zstd=*/true, &packed, &wire)
+                  .ok());
+  EXPECT_EQ(data, want);
+  EXPECT_EQ(Sha256Hex(data), sha);
+  EXPECT_GT(packed, 0);
+  EXPECT_LT(wire, want.size() / 4) << "the ETL should compress well";
+  // From the middle of the file, not on a chunk boundary.
+  std::string rest;
+  const std::uint64_t from = want.size() / 3 + 17;
+  ASSERT_TRUE(Fetch(r.artifact().id(), from, &rest, nullptr, nullptr, 0, -1,
+                    /*zstd=*/true)
+                  .ok());
+  EXPECT_EQ(rest, want.substr(from));
+  // Without asking, nothing is compressed.
+  std::string plain;
+  packed = 0;
+  ASSERT_TRUE(Fetch(r.artifact().id(), 0, &plain, nullptr, nullptr, 0, -1,
+                    /*zstd=*/false, &packed)
+                  .ok());
+  EXPECT_EQ(packed, 0);
+  EXPECT_EQ(plain, want);
 }
 
 TEST_F(AgentWprTest, EmbeddedProfileIsWrittenAndUsedInBothModes) {

@@ -273,6 +273,21 @@ TEST_F(RestTest, HttpEdgesBehaveLikeAWebServer) {
            {"-H", "If-None-Match: \"" + sha + "\""});
   EXPECT_EQ(h.status, 304);
   EXPECT_THAT(h.headers, Not(HasSubstr("Content-Length")));
+  // The whole file with zstd on the wire, decoded by curl --compressed;
+  // a Range is never compressed.
+  const auto unpacked = dir_.path() / "unpacked.etl";
+  h = Curl("GET", content, kRead, "",
+           {"--compressed", "-H", "Accept-Encoding: zstd", "-o",
+            unpacked.string()});
+  EXPECT_EQ(h.status, 200);
+  EXPECT_THAT(h.headers, HasSubstr("Content-Encoding: zstd"));
+  EXPECT_THAT(h.headers, HasSubstr("Transfer-Encoding: chunked"));
+  EXPECT_EQ(*Sha256File(unpacked), sha);
+  h = Curl("GET", content, kRead, "",
+           {"-H", "Accept-Encoding: zstd", "-r", "0-99"});
+  EXPECT_EQ(h.status, 206);
+  EXPECT_THAT(h.headers, Not(HasSubstr("Content-Encoding")));
+  EXPECT_EQ(h.body, bytes.substr(0, 100));
   h = Curl("HEAD", content, kRead, "", {"-I"});
   EXPECT_EQ(h.status, 200);
   EXPECT_THAT(h.headers,
