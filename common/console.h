@@ -38,6 +38,11 @@ std::vector<const char*> ArgvPointers(const std::vector<std::string>& args);
 // True if `stream` (stdout or stderr) is an interactive terminal/console.
 bool IsTerminal(std::FILE* stream);
 
+// Raises this process's open-file limit to its hard limit (POSIX; a
+// controller talking to thousands of agents holds a socket per host in
+// flight). Windows: nothing to do.
+void RaiseFileLimit();
+
 struct StopRequest {
   // 1 for the first request, 2 for the second, ...
   int count = 0;

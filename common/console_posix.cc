@@ -2,6 +2,7 @@
 // SIGHUP) are blocked in every thread and taken by one sigwait thread.
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -49,6 +50,14 @@ void InstallStopHandler(std::function<void(const StopRequest&)> handler) {
       handler(r);
     }
   }).detach();
+}
+
+void RaiseFileLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }
 
 }  // namespace labtrace::console

@@ -96,4 +96,6 @@ void InstallStopHandler(std::function<void(const StopRequest&)> handler) {
   SetConsoleCtrlHandler(OnConsoleControl, TRUE);
 }
 
+void RaiseFileLimit() {}
+
 }  // namespace labtrace::console

@@ -25,7 +25,7 @@ const char kCommonFlags[] = R"(Common flags:
                        ./labtrace-inventory.yaml. See deploy/inventory.example.yaml.
   --hosts EXPR         Names (vm1,vm2) or label selectors (role=driver,os=linux;
                        all must match). Default: every host.
-  --parallel N         Hosts in flight at once. Default 32.
+  --parallel N         Hosts in flight at once. Default 256.
   --timeout D          Deadline per host (e.g. 30s, 10m). Default depends on the
                        command (30s; stop, stop-all: 11m).
   --connect-timeout D  Give up connecting after D. Default 3s (inventory

@@ -56,7 +56,7 @@ absl::Status CliContext::Setup() {
   absl::StatusOr<std::vector<Host>> hosts = SelectHosts(inventory_, selector);
   if (!hosts.ok()) return hosts.status();
   hosts_ = *hosts;
-  if (!absl::SimpleAtoi(args_.Get("parallel", "32"), &fan_.parallel) ||
+  if (!absl::SimpleAtoi(args_.Get("parallel", "256"), &fan_.parallel) ||
       fan_.parallel < 1) {
     return absl::InvalidArgumentError("--parallel must be a positive integer");
   }

@@ -1,6 +1,7 @@
 // GrpcAgentClient: AgentClient over a gRPC channel.
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 
 #include "absl/strings/match.h"
@@ -62,6 +63,26 @@ absl::Status FromGrpc(const grpc::Status& s, const Host& host) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
 }
 
+// The gRPC target of an inventory address: IP literals go straight to the
+// ipv4:/ipv6: resolvers (no DNS resolver per channel), names through DNS.
+std::string Target(const std::string& address) {
+  const std::size_t colon = address.rfind(':');
+  const std::string host =
+      colon == std::string::npos ? address : address.substr(0, colon);
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+    return "ipv6:" + address;
+  }
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return address;
+    }
+  }
+  return dots == 3 ? "ipv4:" + address : address;
+}
+
 // Whether a call may be sent again after a connection failure: it changes
 // nothing, or doing it twice is the same as once.
 enum class Repeat { kSafe, kOnlyIfBusy };
@@ -99,7 +120,7 @@ class GrpcAgentClient final : public AgentClient {
         args.SetSslTargetNameOverride(host_.tls.server_name);
       }
     }
-    channel_ = grpc::CreateCustomChannel(host_.address, creds, args);
+    channel_ = grpc::CreateCustomChannel(Target(host_.address), creds, args);
     stub_ = v1::TraceAgent::NewStub(channel_);
   }
 
@@ -286,34 +307,44 @@ class GrpcAgentClient final : public AgentClient {
   };
 
   // Waits for the connection, up to the connect timeout (and the call's
-  // deadline). A refused connection is UNAVAILABLE; one that neither
-  // connects nor fails (a hung host) is DEADLINE_EXCEEDED.
+  // deadline). A refused connection is UNAVAILABLE at once (the first
+  // failed attempt, not the end of the timeout: 1 % of 10,000 hosts down
+  // otherwise cost every worker seconds); one that neither connects nor
+  // fails (a hung host) is DEADLINE_EXCEEDED at the connect timeout.
   absl::Status Connect(absl::Time deadline) {
     const absl::Time until =
         std::min(deadline, absl::Now() + options_.connect_timeout);
-    if (channel_->WaitForConnected(absl::ToChronoTime(until)))
-      return absl::OkStatus();
-    const grpc_connectivity_state state = channel_->GetState(false);
-    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
-        state == GRPC_CHANNEL_SHUTDOWN) {
-      return absl::UnavailableError(absl::StrCat(
-          "agent at ", host_.address, " unreachable (connection failed)"));
+    grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+    while (state != GRPC_CHANNEL_READY) {
+      if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
+          state == GRPC_CHANNEL_SHUTDOWN) {
+        return absl::UnavailableError(absl::StrCat(
+            "agent at ", host_.address, " unreachable (connection failed)"));
+      }
+      if (!channel_->WaitForStateChange(state, absl::ToChronoTime(until))) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "agent at ", host_.address, " did not answer within ",
+            absl::FormatDuration(options_.connect_timeout),
+            " (connect timeout)"));
+      }
+      state = channel_->GetState(/*try_to_connect=*/true);
     }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "agent at ", host_.address, " did not answer within ",
-        absl::FormatDuration(options_.connect_timeout), " (connect timeout)"));
+    return absl::OkStatus();
   }
 
   // One call, repeated with backoff while the agent is busy and the
   // deadline allows. Calls safe to repeat are also repeated after a refused
-  // connection (an agent restarting), but only within one connect timeout:
-  // a host that is down is reported as such, not waited for.
+  // connection (an agent restarting: ~0.1 s), but only for a second (or the
+  // connect timeout, if shorter): a host that is down is reported as such,
+  // not waited for (at 10,000 hosts with 1 % down, waiting the whole
+  // connect timeout for each doubled a stop-all).
   template <typename Req, typename Resp, typename Fn>
   absl::StatusOr<Resp> Call(const Req& req, absl::Time deadline, Repeat repeat,
                             Fn fn) {
     absl::Duration backoff = absl::Milliseconds(100);
     const absl::Time reconnect_until =
-        std::min(deadline, absl::Now() + options_.connect_timeout);
+        std::min(deadline, absl::Now() + std::min(options_.connect_timeout,
+                                                  absl::Seconds(1)));
     for (;;) {
       if (absl::Status s = Connect(deadline); !s.ok()) {
         if (repeat == Repeat::kSafe && s.code() == absl::StatusCode::kUnavailable &&

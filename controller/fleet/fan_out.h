@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,23 +51,32 @@ struct HostResult {
 };
 
 struct FanOutOptions {
-  int parallel = 32;
+  int parallel = 256;
   absl::Duration per_host_timeout = absl::Seconds(30);
   // Where deadlines and durations come from (a fake in tests).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
-// One client per host, created once and reused across operations.
+// Clients per host, created on first use and reused across operations
+// (the steps of a run). At most `max_kept` are kept (the least recently
+// used go first; one in use lives on until its user is done): a fleet of
+// 10,000 hosts must not hold 10,000 channels and their connections.
 class ClientPool {
  public:
-  explicit ClientPool(ClientFactory factory) : factory_(std::move(factory)) {}
-  AgentClient& For(const Host& host);
+  explicit ClientPool(ClientFactory factory, std::size_t max_kept = 1024)
+      : factory_(std::move(factory)), max_kept_(max_kept) {}
+  std::shared_ptr<AgentClient> Get(const Host& host);
 
  private:
+  struct Entry {
+    std::shared_ptr<AgentClient> client;
+    std::list<std::string>::iterator lru;
+  };
   ClientFactory factory_;
+  const std::size_t max_kept_;
   absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<AgentClient>> clients_
-      ABSL_GUARDED_BY(mu_);
+  std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);  // Front: most recent.
+  std::map<std::string, Entry> clients_ ABSL_GUARDED_BY(mu_);
 };
 
 template <typename T>
@@ -81,8 +92,9 @@ std::vector<HostResult<T>> FanOut(
       HostResult<T>& r = results[i];
       r.host = hosts[i];
       const absl::Time start = options.clock();
+      const std::shared_ptr<AgentClient> client = clients.Get(hosts[i]);
       absl::StatusOr<T> v =
-          op(clients.For(hosts[i]), hosts[i], start + options.per_host_timeout);
+          op(*client, hosts[i], start + options.per_host_timeout);
       r.took = options.clock() - start;
       if (v.ok()) {
         r.value = std::move(*v);

@@ -446,7 +446,7 @@ void PlanRunner::Collect() {
     for (const v1::Artifact& a : r.value.artifacts()) {
       if (plan_.keep == KeepPolicy::kOnFailure &&
           passed.count({r.host.name, a.session_name()})) {
-        auto d = clients_->For(r.host).DeleteArtifact(
+        auto d = clients_->Get(r.host)->DeleteArtifact(
             a.id(), options_.clock() + options_.rpc_timeout);
         if (d.ok()) {
           result_.deleted.push_back(

@@ -81,7 +81,7 @@ struct RunResult {
 struct PlanRunOptions {
   std::filesystem::path out_dir;
   std::string run_id;  // Empty: <plan.run>-<UTC stamp>.
-  int parallel = 32;
+  int parallel = 256;
   absl::Duration rpc_timeout = absl::Seconds(60);  // Start/stop/list calls.
   bool show_progress = false;
   // Exit with 5 (data problem) if any collected trace lost events or buffers.
