@@ -10,6 +10,10 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
 
+std::string Rfc3339Micros(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
 std::string HumanDuration(absl::Duration d) {
   // absl's format is already compact ("1h2m3.5s"); keep it readable by
   // dropping precision nobody reads.

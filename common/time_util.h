@@ -16,6 +16,8 @@ std::string FileStamp(absl::Time t);
 
 // "2026-11-22T01:42:05.123Z".
 std::string Rfc3339(absl::Time t);
+// The same with microseconds (instants that line traces up).
+std::string Rfc3339Micros(absl::Time t);
 
 // "4h", "1m30s", "250ms": compact, for tables and messages.
 std::string HumanDuration(absl::Duration d);

@@ -432,6 +432,7 @@ v1::AgentInfo TraceAgentService::AgentInfoNow() const {
   *info.mutable_fence() = manager_->fence();
   info.set_running_commands(runner_->running());
   info.set_journal_error(manager_->journal_error());
+  *info.mutable_now() = ToProtoTimestamp(absl::Now());
   return info;
 }
 

@@ -105,6 +105,14 @@ absl::StatusOr<v1::RunCommandResponse> CommandRunner::Run(
   bool traced = false;
   if (!trace.profile().empty()) {
     absl::StatusOr<v1::TraceSession> s = manager_->Start(trace);
+    if (s.ok() && s->state() == v1::TRACE_STATE_STARTING) {
+      // A synchronised start: the program runs once the trace runs.
+      s = manager_->AwaitStarted(trace.name());
+      if (absl::IsAborted(s.status())) {
+        store_->RemoveWorkDir(dir);
+        return s.status();  // Withdrawn by a stop: nothing runs.
+      }
+    }
     if (!s.ok()) {
       if (req.strict()) {
         store_->RemoveWorkDir(dir);

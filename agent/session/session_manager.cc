@@ -65,6 +65,10 @@ struct SessionManager::Session {
   bool auto_stopped = false;
   // The tool's words when its recording ended without being asked.
   std::string ended_by_backend;
+  // A synchronised start waiting for its instant, and whether a stop,
+  // cancel or stop-all withdrew it meanwhile (it then never starts).
+  bool awaiting_start = false;
+  bool start_withdrawn = false;
   std::filesystem::path work_dir;
   // Set once RUNNING. Shared so that List() can ask for bytes recorded
   // without the lock while the driving thread stops it.
@@ -87,6 +91,14 @@ SessionManager::SessionManager(
       journal_(options_.journal_path) {}
 
 SessionManager::~SessionManager() {
+  // Synchronised starts still waiting are withdrawn; none starts a tool now.
+  std::vector<DeferredStart> deferred;
+  {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+    deferred.swap(deferred_starts_);
+  }
+  for (DeferredStart& d : deferred) d.thread.join();
   watchdog_.reset();  // Joins its stops.
   // Sessions (and their backend threads) go outside the lock; a tool ending
   // now finds nothing to report to.
@@ -505,7 +517,7 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
       StartPlan plan,
       CheckStart(req, catalog_, backends_,
                  {options_.max_duration, options_.max_lease,
-                  options_.max_session_bytes}));
+                  options_.max_session_bytes, options_.clock()}));
   LABTRACE_RETURN_IF_ERROR(CheckNotFenced("StartTrace"));
   if (options_.min_free_bytes > 0) {
     absl::StatusOr<std::uint64_t> free =
@@ -553,26 +565,118 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
   }
 
   // The session is reserved (STARTING): no lock while the backend works.
-  absl::StatusOr<std::unique_ptr<BackendSession>> started;
   absl::StatusOr<std::filesystem::path> work_dir =
       store_->CreateWorkDir(req.name());
+  BackendStartRequest breq;
+  breq.session_name = req.name();
+  breq.profile = *plan.profile;
+  breq.mode = session->mode;
+  breq.max_bytes = plan.max_bytes;
+  if (work_dir.ok()) breq.work_dir = *work_dir;
+  if (!work_dir.ok() || plan.start_at <= options_.clock()) {
+    return Launch(session, plan.backend, std::move(breq), work_dir, false);
+  }
+  // A synchronised start: prepared (checked, reserved, work dir made); the
+  // tool starts at the agreed instant on a thread of its own, and the caller
+  // is answered now (STARTING, start_time = the instant). A stop, cancel or
+  // stop-all meanwhile withdraws it: an emergency stop is never held up by a
+  // start that has not happened yet.
+  v1::TraceSession pending;
+  {
+    absl::MutexLock lock(&mu_);
+    session->awaiting_start = true;
+    session->start_time = plan.start_at;
+    pending = ToProtoLocked(*session, -1);
+    // Join the ones that are done (each holds its stack until joined).
+    for (auto it = deferred_starts_.begin(); it != deferred_starts_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = deferred_starts_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread t([this, session, backend = plan.backend,
+                   breq = std::move(breq), work_dir, at = plan.start_at,
+                   done]() mutable {
+      bool withdrawn;
+      {
+        absl::MutexLock lock(&mu_);
+        Session* s = session.get();
+        auto wake = [this, s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return s->start_withdrawn || closing_;
+        };
+        const absl::Duration wait = at - options_.clock();
+        if (wait > absl::ZeroDuration()) {
+          mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
+        }
+        if (closing_) session->start_withdrawn = true;
+        session->awaiting_start = false;
+        withdrawn = session->start_withdrawn;
+      }
+      absl::StatusOr<v1::TraceSession> r =
+          Launch(session, backend, std::move(breq), work_dir, withdrawn);
+      if (!r.ok() && !withdrawn) {
+        spdlog::warn("session {}: synchronised start failed: {}",
+                     session->name, r.status().ToString());
+      }
+      done->store(true);
+    });
+    deferred_starts_.push_back({std::move(t), std::move(done)});
+  }
+  return pending;
+}
+
+absl::StatusOr<v1::TraceSession> SessionManager::AwaitStarted(
+    const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(name);
+  if (it == active_.end()) {
+    return absl::NotFoundError(absl::StrCat("no trace named \"", name, "\""));
+  }
+  std::shared_ptr<Session> s = it->second;
+  auto not_starting = [&s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return s->state != SessionState::kStarting;
+  };
+  mu_.Await(absl::Condition(&not_starting));
+  if (s->state == SessionState::kCancelled) {
+    return absl::AbortedError(
+        absl::StrCat("trace \"", name,
+                     "\" was withdrawn by a stop before its synchronised start"));
+  }
+  if (s->state == SessionState::kFailed) {
+    return absl::FailedPreconditionError(s->failure_reason);
+  }
+  return ToProtoLocked(*s, -1);
+}
+
+absl::StatusOr<v1::TraceSession> SessionManager::Launch(
+    const std::shared_ptr<Session>& session, TraceBackend* backend,
+    BackendStartRequest breq,
+    const absl::StatusOr<std::filesystem::path>& work_dir, bool withdrawn) {
+  absl::StatusOr<std::unique_ptr<BackendSession>> started;
   if (!work_dir.ok()) {
     started = work_dir.status();
+  } else if (withdrawn) {
+    started = absl::AbortedError(
+        absl::StrCat("withdrawn before its synchronised start at ",
+                     absl::FormatTime(session->start_time),
+                     " (stopped, or the agent shut down)"));
   } else {
-    BackendStartRequest breq;
-    breq.session_name = req.name();
-    breq.profile = *plan.profile;
-    breq.mode = session->mode;
-    breq.work_dir = *work_dir;
-    breq.max_bytes = plan.max_bytes;
-    started = plan.backend->Start(breq);
+    started = backend->Start(breq);
   }
 
   absl::StatusOr<v1::TraceSession> result;
   std::shared_ptr<BackendSession> backend_session;
   {
     absl::MutexLock lock(&mu_);
-    if (!started.ok()) {
+    if (withdrawn) {
+      session->stop_reason = "withdrawn";
+      TransitionLocked(*session, SessionState::kCancelled,
+                       std::string(started.status().message()));
+      result = started.status();
+    } else if (!started.ok()) {
       TransitionLocked(*session, SessionState::kFailed,
                        std::string(started.status().message()));
       result = started.status();
@@ -581,6 +685,8 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
       backend_session = session->backend_session;
       session->recovery_handle = session->backend_session->RecoveryHandle();
       session->work_dir = *work_dir;
+      // When the tool started (a synchronised start is judged by it).
+      session->start_time = options_.clock();
       if (session->lease > absl::ZeroDuration()) {
         session->lease_expires = options_.clock() + session->lease;
       }
@@ -605,7 +711,7 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
     // handle: an agent killed right after this answer still salvages it.
     if (!journal_.Flush(absl::Seconds(5))) {
       spdlog::warn("session {}: the journal was not written within 5 s",
-                   req.name());
+                   session->name);
     }
   }
   return result;
@@ -615,11 +721,22 @@ absl::StatusOr<v1::TraceSession> SessionManager::Start(
 // Stop, cancel.
 
 void SessionManager::AwaitNotStartingLocked(const std::string& name) {
+  if (auto it = active_.find(name);
+      it != active_.end() && it->second->awaiting_start) {
+    it->second->start_withdrawn = true;  // Its Start wakes and gives up.
+  }
   auto starting = [this, &name]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = active_.find(name);
     return it == active_.end() || it->second->state != SessionState::kStarting;
   };
   mu_.Await(absl::Condition(&starting));
+}
+
+bool SessionManager::WithdrawnBeforeStart(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<Session> done = FindFinishedLocked(name);
+  return done != nullptr && done->start_withdrawn &&
+         done->state == SessionState::kCancelled;
 }
 
 std::shared_ptr<SessionManager::Session> SessionManager::FindFinishedLocked(
@@ -836,6 +953,9 @@ v1::StopAllTracesResponse SessionManager::StopAll(bool discard,
         if (s.ok()) {
           *r.mutable_session() = s->session();
           *r.mutable_artifact() = s->artifact();
+        } else if (WithdrawnBeforeStart(name)) {
+          // It never started: nothing to stop, nothing recorded; its
+          // session (CANCELLED) is the answer, not an error.
         } else {
           r.set_error(s.status().ToString());
         }

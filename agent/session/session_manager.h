@@ -48,6 +48,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -120,6 +121,10 @@ class SessionManager {
   void StartWatchdog();
 
   absl::StatusOr<v1::TraceSession> Start(const v1::StartTraceRequest& request);
+  // After a synchronised Start (answered STARTING): waits until the named
+  // trace has started (RUNNING: its session) or not (the reason: CANCELLED
+  // if it was withdrawn by a stop, else the backend's error).
+  absl::StatusOr<v1::TraceSession> AwaitStarted(const std::string& name);
   absl::StatusOr<v1::StopTraceResponse> Stop(const std::string& name);
   // Also ends the recording of a FAILED session that still holds one.
   absl::StatusOr<v1::TraceSession> Cancel(const std::string& name);
@@ -168,9 +173,19 @@ class SessionManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<Session> FindFinishedLocked(const std::string& name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Waits while the named active session is STARTING.
+  // Starts the tool of a reserved session (or withdraws it) and moves it on.
+  absl::StatusOr<v1::TraceSession> Launch(
+      const std::shared_ptr<Session>& session, TraceBackend* backend,
+      BackendStartRequest breq,
+      const absl::StatusOr<std::filesystem::path>& work_dir, bool withdrawn)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits while the named active session is STARTING; a synchronised start
+  // still waiting for its instant is withdrawn instead (CANCELLED).
   void AwaitNotStartingLocked(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True if the named trace was withdrawn before its synchronised start.
+  bool WithdrawnBeforeStart(const std::string& name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   void PublishJournalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::StopTraceResponse> StopInternal(const std::string& name,
                                                      const std::string& reason);
@@ -209,6 +224,14 @@ class SessionManager {
   bool disk_low_logged_ ABSL_GUARDED_BY(mu_) = false;
 
   std::unique_ptr<StopScheduler> watchdog_;
+  // Synchronised starts waiting for their instant (joined on destruction).
+  // Finished ones are joined when the next is added.
+  struct DeferredStart {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<DeferredStart> deferred_starts_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace labtrace::agent

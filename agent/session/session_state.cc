@@ -5,7 +5,9 @@ namespace labtrace::agent {
 bool IsValidTransition(SessionState from, SessionState to) {
   switch (from) {
     case SessionState::kStarting:
-      return to == SessionState::kRunning || to == SessionState::kFailed;
+      // CANCELLED: a synchronised start withdrawn before its instant.
+      return to == SessionState::kRunning || to == SessionState::kFailed ||
+             to == SessionState::kCancelled;
     case SessionState::kRunning:
       return to == SessionState::kStopping || to == SessionState::kCancelling ||
              to == SessionState::kFailed;

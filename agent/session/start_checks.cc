@@ -116,6 +116,17 @@ absl::StatusOr<StartPlan> CheckStart(
     }
     plan.max_bytes = req.max_bytes();
   }
+  if (req.has_start_at()) {
+    const absl::Time at = FromProtoTimestamp(req.start_at());
+    if (at > limits.now + kMaxStartAhead) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "start_at ", absl::FormatTime(at), " is more than ",
+          absl::FormatDuration(kMaxStartAhead), " ahead of this agent's clock (",
+          absl::FormatTime(limits.now),
+          "); a synchronised start is scheduled a moment ahead"));
+    }
+    plan.start_at = at;
+  }
   return plan;
 }
 

@@ -26,7 +26,11 @@ struct StartLimits {
   absl::Duration max_duration;
   absl::Duration max_lease;
   std::uint64_t max_session_bytes = 0;  // 0: none
+  absl::Time now;  // For start_at.
 };
+
+// How far ahead a synchronised start may be scheduled.
+inline constexpr absl::Duration kMaxStartAhead = absl::Seconds(60);
 
 // What a valid request resolves to.
 struct StartPlan {
@@ -37,6 +41,9 @@ struct StartPlan {
   absl::Duration lease = absl::ZeroDuration();  // Zero: no lease.
   std::string lease_holder;
   std::uint64_t max_bytes = 0;
+  // A synchronised start: start the tool at this instant (InfinitePast: at
+  // once).
+  absl::Time start_at = absl::InfinitePast();
 };
 
 absl::StatusOr<StartPlan> CheckStart(

@@ -66,17 +66,21 @@ const std::vector<CommandSpec>& Commands() {
        "start a named trace on every selected host",
        "labtrace start NAME --profile P [--mode file|memory] [--run-id R]\n"
        "               [--phase X] [--max-duration D] [--max-bytes N]\n"
-       "               [--lease D [--lease-holder H]] [--label k=v]...\n\n"
+       "               [--lease D [--lease-holder H]] [--label k=v]... [--sync]\n\n"
        "Starts trace operation NAME on every selected host at once. The "
        "profile\n"
        "is a name from the agents' catalogs (`labtrace info` lists them).\n"
        "--lease D makes it a dead-man switch: unless `labtrace keepalive`\n"
        "renews it within D, the agent stops the trace (file kept, marked\n"
        "lease_expired). The holder defaults to the run id.\n"
+       "--sync: every host starts at one agreed instant. Each agent's clock\n"
+       "offset is estimated first (lowest-RTT of 4 round trips), the\n"
+       "agents prepare, wait for the instant in their own clock, then start;\n"
+       "the spread of the actual starts and the offsets are reported.\n"
        "Example: labtrace start unit_tests --profile cpu --run-id nightly-42\n",
        {"profile", "mode", "run-id", "phase", "max-duration", "label", "lease",
         "lease-holder", "max-bytes"},
-       {},
+       {"sync"},
        1,
        absl::Seconds(90),
        &StartCommand},

@@ -2,6 +2,7 @@
 // stop-all (with the fence), unfence, keepalive.
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
@@ -10,6 +11,7 @@
 #include "common/time_util.h"
 #include "controller/cli/cli_context.h"
 #include "controller/cli/commands.h"
+#include "controller/fleet/clock_sync.h"
 #include "controller/report/proto_json.h"
 
 namespace labtrace::controller {
@@ -17,8 +19,10 @@ namespace {
 
 using nlohmann::json;
 
+// `extra`: per host, more JSON for --json (a synchronised start's clock).
 int SessionTable(CliContext& ctx,
-                 const std::vector<HostResult<v1::TraceSession>>& results) {
+                 const std::vector<HostResult<v1::TraceSession>>& results,
+                 const std::map<std::string, json>* extra = nullptr) {
   Table t({"HOST", "RESULT", "NAME", "STATE", "BACKEND", "DETAIL"});
   json j = json::array();
   for (const auto& r : results) {
@@ -30,6 +34,9 @@ int SessionTable(CliContext& ctx,
       t.AddRow({r.host.name, "ok", r.value.name(), StateText(r.value.state()),
                 r.value.backend(), r.value.failure_reason()});
       hj["session"] = ProtoJson(r.value);
+    }
+    if (extra != nullptr && extra->count(r.host.name)) {
+      hj["sync"] = extra->at(r.host.name);
     }
     j.push_back(hj);
   }
@@ -203,11 +210,50 @@ int StartCommand(CliContext& ctx) {
     ctx.err() << "labtrace start: " << s.message() << "\n";
     return kExitUsage;
   }
-  auto results = ctx.Fan<v1::TraceSession>(
-      [&req](AgentClient& c, const Host&, absl::Time d) {
-        return c.StartTrace(req, d);
-      });
-  return SessionTable(ctx, results);
+  if (!args.Has("sync")) {
+    auto results = ctx.Fan<v1::TraceSession>(
+        [&req](AgentClient& c, const Host&, absl::Time d) {
+          return c.StartTrace(req, d);
+        });
+    return SessionTable(ctx, results);
+  }
+  // Synchronised: clocks, one instant, prepare, commit at the instant.
+  SyncStartResult sync = SyncStart(ctx.hosts(), ctx.clients(), ctx.fan(), req);
+  if (!ctx.json()) {
+    if (sync.started > 0) {
+      absl::Duration lo = absl::InfiniteDuration(), hi = -absl::InfiniteDuration();
+      for (const auto& [h, c] : sync.clocks) {
+        lo = std::min(lo, c.offset);
+        hi = std::max(hi, c.offset);
+      }
+      ctx.err() << absl::StreamFormat(
+          "synchronised start: %d host(s) started within %.2f ms of each "
+          "other, at most %.2f ms after the agreed instant; clock offsets "
+          "%+.2f to %+.2f ms\n",
+          sync.started, absl::ToDoubleMilliseconds(sync.spread),
+          absl::ToDoubleMilliseconds(sync.latest_late),
+          absl::ToDoubleMilliseconds(lo), absl::ToDoubleMilliseconds(hi));
+    } else {
+      ctx.err() << "synchronised start: no host started\n";
+    }
+  }
+  std::map<std::string, json> extra;
+  for (const auto& r : sync.results) {
+    auto c = sync.clocks.find(r.host.name);
+    if (c == sync.clocks.end()) continue;
+    json s = {{"agreed_instant", Rfc3339Micros(sync.instant)},
+              {"clock_offset_ms", absl::ToDoubleMilliseconds(c->second.offset)},
+              {"rtt_ms", absl::ToDoubleMilliseconds(c->second.rtt)},
+              {"spread_ms", absl::ToDoubleMilliseconds(sync.spread)},
+              {"late_ms", nullptr}};
+    if (r.outcome == HostOutcome::kOk) {
+      s["late_ms"] = absl::ToDoubleMilliseconds(
+          ControllerTime(FromProtoTimestamp(r.value.start_time()), c->second) -
+          sync.instant);
+    }
+    extra[r.host.name] = std::move(s);
+  }
+  return SessionTable(ctx, sync.results, &extra);
 }
 
 int StopCommand(CliContext& ctx) {

@@ -108,12 +108,12 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
       if (key != "run" && key != "hosts" && key != "defaults" &&
-          key != "setup" && key != "tests" && key != "cleanup") {
-        return Bad(
-            source, kv.first,
-            absl::StrCat(
-                "unknown key \"", key,
-                "\"; known: run, hosts, defaults, setup, tests, cleanup"));
+          key != "setup" && key != "tests" && key != "cleanup" &&
+          key != "sync_start") {
+        return Bad(source, kv.first,
+                   absl::StrCat("unknown key \"", key,
+                                "\"; known: run, hosts, sync_start, defaults, "
+                                "setup, tests, cleanup"));
       }
     }
     if (!root["run"]) return Bad(source, root, "the plan needs `run: NAME`");
@@ -124,6 +124,10 @@ absl::StatusOr<Plan> ParsePlan(const std::string& yaml,
     if (root["hosts"]) {
       LABTRACE_RETURN_IF_ERROR(
           YamlReadString(source, root["hosts"], &plan.hosts));
+    }
+    if (root["sync_start"]) {
+      LABTRACE_RETURN_IF_ERROR(
+          YamlReadBool(source, root["sync_start"], &plan.sync_start));
     }
     PlanStep defaults;
     if (const YAML::Node d = root["defaults"]) {

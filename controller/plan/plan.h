@@ -4,6 +4,9 @@
 //
 //   run: ebpf-smoke                # run name; run id = <run>-<UTC stamp>
 //   hosts: role=driver             # --hosts expression; default all
+//   sync_start: false              # every step's trace starts at one
+//                                  #   instant on all hosts (clock offsets
+//                                  #   estimated, written to the manifest)
 //   defaults:                      # any step field, plus keep / fail_fast
 //     profile: cpu
 //     mode: file                   # file | memory
@@ -53,6 +56,7 @@ struct Plan {
   std::string hosts;  // --hosts expression.
   KeepPolicy keep = KeepPolicy::kAlways;
   bool fail_fast = false;
+  bool sync_start = false;
   std::vector<PlanStep> setup;
   std::vector<PlanStep> tests;
   std::vector<PlanStep> cleanup;

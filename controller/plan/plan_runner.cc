@@ -1,5 +1,6 @@
 #include "controller/plan/plan_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <ostream>
@@ -7,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
 #include "common/proto_time.h"
@@ -69,6 +71,53 @@ v1::StartTraceRequest PlanRunner::TraceRequest(const PlanStep& step) const {
   return req;
 }
 
+void PlanRunner::EstimateRunClocks() {
+  FanOutOptions fo;
+  fo.parallel = options_.parallel;
+  fo.per_host_timeout = options_.rpc_timeout;
+  fo.clock = options_.clock;
+  absl::Duration lo = absl::InfiniteDuration(), hi = -absl::InfiniteDuration();
+  for (auto& r : EstimateClocks(hosts_, *clients_, fo)) {
+    if (r.outcome == HostOutcome::kOk) {
+      result_.clocks[r.host.name] = r.value;
+      lo = std::min(lo, r.value.offset);
+      hi = std::max(hi, r.value.offset);
+    } else {
+      const std::string w = absl::StrCat(
+          r.host.name, ": clock offset not estimated (", r.status.message(),
+          "); its traces are not started in sync");
+      result_.warnings.push_back(w);
+      Log(absl::StrCat("  warning: ", w));
+    }
+  }
+  if (!result_.clocks.empty()) {
+    Log(absl::StrFormat(
+        "  clocks: %d host(s), offsets %+.2f to %+.2f ms against this "
+        "controller",
+        result_.clocks.size(), absl::ToDoubleMilliseconds(lo),
+        absl::ToDoubleMilliseconds(hi)));
+  }
+}
+
+absl::Time PlanRunner::ControllerStart(const std::string& host,
+                                       const v1::TraceSession& s) const {
+  if (!s.has_start_time()) return absl::InfinitePast();
+  const absl::Time t = FromProtoTimestamp(s.start_time());
+  auto it = result_.clocks.find(host);
+  return it == result_.clocks.end() ? t : ControllerTime(t, it->second);
+}
+
+// The spread of a step's trace starts over its hosts.
+static absl::Duration StartSpread(const std::vector<StepHostResult>& hosts) {
+  absl::Time first = absl::InfiniteFuture(), last = absl::InfinitePast();
+  for (const StepHostResult& h : hosts) {
+    if (h.trace_started == absl::InfinitePast()) continue;
+    first = std::min(first, h.trace_started);
+    last = std::max(last, h.trace_started);
+  }
+  return last >= first ? last - first : absl::ZeroDuration();
+}
+
 void PlanRunner::KeepLeases() {
   // Renews at a third of the lease: two renewals may fail before a trace
   // is stopped for want of one.
@@ -114,6 +163,7 @@ RunResult PlanRunner::Run() {
   Log(absl::StrCat("run ", result_.run_id, " on ", hosts_.size(), " host(s): ",
                    plan_.setup.size(), " setup, ", plan_.tests.size(),
                    " test, ", plan_.cleanup.size(), " cleanup step(s)"));
+  if (plan_.sync_start) EstimateRunClocks();
 
   bool abort_to_cleanup = false;
   auto run_phase = [&](const std::vector<PlanStep>& steps, bool is_cleanup) {
@@ -202,6 +252,16 @@ void PlanRunner::RunStep(const PlanStep& step, StepResult* result) {
     RunStepOnController(step, hosts, result);
   }
   result->ended = options_.clock();
+  result->start_spread = StartSpread(result->hosts);
+  if (result->sync_instant != absl::InfinitePast()) {
+    Log(absl::StrFormat("    synchronised start: spread %.2f ms over %d host(s)",
+                        absl::ToDoubleMilliseconds(result->start_spread),
+                        static_cast<int>(std::count_if(
+                            result->hosts.begin(), result->hosts.end(),
+                            [](const StepHostResult& h) {
+                              return h.trace_started != absl::InfinitePast();
+                            }))));
+  }
   result->passed = !result->hosts.empty();
   for (const StepHostResult& h : result->hosts) {
     if (h.outcome != "ok") result->passed = false;
@@ -237,10 +297,25 @@ void PlanRunner::RunStepOnAgents(const PlanStep& step,
   FanOutOptions fo;
   fo.parallel = options_.parallel;
   fo.per_host_timeout = step.timeout + step.stop_timeout + options_.rpc_timeout;
+  const bool sync = plan_.sync_start && !step.profile.empty();
+  if (sync) {
+    std::vector<ClockEstimate> known;
+    for (const auto& [h, c] : result_.clocks) known.push_back(c);
+    result->sync_instant = PickStartInstant(known, hosts.size(), fo.parallel,
+                                            options_.clock());
+  }
   auto results = FanOut<v1::RunCommandResponse>(
       hosts, *clients_, fo,
-      [&](AgentClient& c, const Host&, absl::Time deadline) {
-        return c.RunCommand(req, deadline);
+      [&](AgentClient& c, const Host& host, absl::Time deadline) {
+        auto clock = result_.clocks.find(host.name);
+        if (!sync || clock == result_.clocks.end()) {
+          return c.RunCommand(req, deadline);
+        }
+        // The agent starts the trace at the instant, then the program.
+        v1::RunCommandRequest mine = req;
+        *mine.mutable_trace()->mutable_start_at() =
+            ToProtoTimestamp(AgentTime(result->sync_instant, clock->second));
+        return c.RunCommand(mine, deadline);
       });
   for (auto& r : results) {
     StepHostResult h;
@@ -257,6 +332,10 @@ void PlanRunner::RunStepOnAgents(const PlanStep& step,
       h.duration = FromProtoDuration(resp.duration());
       h.trace_error = resp.trace_error();
       h.output_tail = resp.output_tail();
+      if (resp.has_session() && resp.trace_error().empty() &&
+          !step.profile.empty()) {
+        h.trace_started = ControllerStart(h.host, resp.session());
+      }
       if (!resp.trace_artifact().id().empty())
         h.artifact_ids.push_back(resp.trace_artifact().id());
       if (!resp.log_artifact().id().empty())
@@ -286,11 +365,20 @@ void PlanRunner::RunStepOnController(const PlanStep& step,
   for (const Host& h : hosts) per_host[h.name].host = h.name;
   if (!step.profile.empty()) {
     const v1::StartTraceRequest req = TraceRequest(step);
-    auto started = FanOut<v1::TraceSession>(
-        hosts, *clients_, fo,
-        [&](AgentClient& c, const Host&, absl::Time deadline) {
-          return c.StartTrace(req, deadline);
-        });
+    std::vector<HostResult<v1::TraceSession>> started;
+    if (plan_.sync_start) {
+      // Prepared everywhere, started at one instant, read back.
+      SyncStartResult sync =
+          SyncStart(hosts, *clients_, fo, req, &result_.clocks);
+      result->sync_instant = sync.instant;
+      started = std::move(sync.results);
+    } else {
+      started = FanOut<v1::TraceSession>(
+          hosts, *clients_, fo,
+          [&](AgentClient& c, const Host&, absl::Time deadline) {
+            return c.StartTrace(req, deadline);
+          });
+    }
     for (auto& r : started) {
       StepHostResult& h = per_host[r.host.name];
       if (r.outcome == HostOutcome::kOk) {
@@ -362,6 +450,7 @@ void PlanRunner::RunStepOnController(const PlanStep& step,
       StepHostResult& h = per_host[r.host.name];
       if (r.outcome == HostOutcome::kOk) {
         h.artifact_ids.push_back(r.value.artifact().id());
+        h.trace_started = ControllerStart(h.host, r.value.session());
       } else if (r.outcome == HostOutcome::kFailed) {
         h.trace_error =
             absl::StrCat("trace did not stop: ", r.status.message());
@@ -488,6 +577,15 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
   m["lost_hosts"] = r.lost_hosts;
   m["lost_events"] = r.lost_events;
   m["warnings"] = r.warnings;
+  // sync_start: each host's clock against the controller's (agent minus
+  // controller), so traces from different hosts can be lined up.
+  m["sync_start"] = plan.sync_start;
+  json clocks = json::object();
+  for (const auto& [host, c] : r.clocks) {
+    clocks[host] = {{"offset_ms", absl::ToDoubleMilliseconds(c.offset)},
+                    {"rtt_ms", absl::ToDoubleMilliseconds(c.rtt)}};
+  }
+  m["clock_offsets"] = clocks;
   json steps = json::array();
   for (const StepResult& s : r.steps) {
     json hosts = json::array();
@@ -499,6 +597,10 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
                        {"duration_s", absl::ToDoubleSeconds(h.duration)},
                        {"error", h.error},
                        {"trace_error", h.trace_error},
+                       {"trace_started_at",
+                        h.trace_started == absl::InfinitePast()
+                            ? json(nullptr)
+                            : json(Rfc3339Micros(h.trace_started))},
                        {"artifacts", h.artifact_ids}});
     }
     steps.push_back(
@@ -511,6 +613,10 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
          {"skipped", s.skipped},
          {"started_at", s.skipped ? "" : Rfc3339(s.started)},
          {"ended_at", s.skipped ? "" : Rfc3339(s.ended)},
+         {"sync_instant", s.sync_instant == absl::InfinitePast()
+                              ? json(nullptr)
+                              : json(Rfc3339Micros(s.sync_instant))},
+         {"start_spread_ms", absl::ToDoubleMilliseconds(s.start_spread)},
          {"hosts", hosts}});
   }
   m["steps"] = steps;

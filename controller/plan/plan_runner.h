@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/client/agent_client.h"
 #include "controller/collect/collector.h"
+#include "controller/fleet/clock_sync.h"
 #include "controller/fleet/fan_out.h"
 #include "controller/plan/plan.h"
 
@@ -51,6 +53,9 @@ struct StepHostResult {
   std::string trace_error;  // Tracing problem (a warning unless strict).
   std::string output_tail;
   std::vector<std::string> artifact_ids;  // Trace and log.
+  // When its trace started, on the controller's clock (sync_start: with the
+  // host's clock offset applied); InfinitePast if unknown or untraced.
+  absl::Time trace_started = absl::InfinitePast();
 };
 
 struct StepResult {
@@ -60,6 +65,10 @@ struct StepResult {
   std::vector<StepHostResult> hosts;
   absl::Time started;
   absl::Time ended;
+  // sync_start: the agreed instant (controller clock) and the spread of the
+  // traces' actual starts over the hosts (InfinitePast / zero otherwise).
+  absl::Time sync_instant = absl::InfinitePast();
+  absl::Duration start_spread;
 };
 
 struct RunResult {
@@ -74,6 +83,9 @@ struct RunResult {
   std::vector<std::string> warnings;
   bool interrupted = false;
   bool lost_events = false;  // Some collected trace lost events or buffers.
+  // sync_start: each host's clock offset (agent minus controller), from the
+  // lowest-RTT of a few round trips at the start of the run.
+  std::map<std::string, ClockEstimate> clocks;
   // 0 ok, 3 host lost, 4 step failed, 5 data problem, 130 interrupted.
   int exit_code = 0;
 };
@@ -109,6 +121,11 @@ class PlanRunner {
   void RunStepOnController(const PlanStep& step, const std::vector<Host>& hosts,
                            StepResult* result);
   v1::StartTraceRequest TraceRequest(const PlanStep& step) const;
+  // sync_start: estimates the hosts' clocks (once, at the start of the run).
+  void EstimateRunClocks();
+  // The trace start of `host` in `step` on the controller's clock.
+  absl::Time ControllerStart(const std::string& host,
+                             const v1::TraceSession& s) const;
   void StopLeftoverTraces();
   void Collect();
   void WriteManifest();

@@ -5,6 +5,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "common/file_util.h"
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -560,6 +561,96 @@ TEST_F(SessionManagerTest, ListShowsElapsedAndBytes) {
   ASSERT_TRUE(manager_->Stop("a").ok());
   EXPECT_EQ(manager_->List(false).size(), 0u);
   EXPECT_EQ(manager_->List(true).size(), 1u);
+}
+
+
+// Synchronised starts: prepared at once (STARTING), started at the instant.
+TEST_F(SessionManagerTest, SynchronisedStartBeginsAtTheAgreedInstant) {
+  v1::StartTraceRequest r = Req("synced");
+  const absl::Time at = absl::Now() + absl::Milliseconds(300);
+  *r.mutable_start_at() = ToProtoTimestamp(at);
+  const absl::Time asked = absl::Now();
+  auto s = manager_->Start(r);
+  ASSERT_TRUE(s.ok()) << s.status();
+  // Answered at once, before the instant, without starting the tool.
+  EXPECT_LT(absl::Now() - asked, absl::Milliseconds(200));
+  EXPECT_EQ(s->state(), v1::TRACE_STATE_STARTING);
+  EXPECT_EQ(FromProtoTimestamp(s->start_time()), at);
+  EXPECT_EQ(control_.starts.load(), 0);
+  // The name is taken meanwhile.
+  EXPECT_EQ(manager_->Start(Req("synced")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  auto running = manager_->AwaitStarted("synced");
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->state(), v1::TRACE_STATE_RUNNING);
+  EXPECT_GE(FromProtoTimestamp(running->start_time()), at);
+  EXPECT_GE(absl::Now(), at);
+  EXPECT_EQ(control_.starts.load(), 1);
+  EXPECT_TRUE(manager_->Stop("synced").ok());
+}
+
+TEST_F(SessionManagerTest, StopAllWithdrawsAStartThatHasNotHappenedYet) {
+  v1::StartTraceRequest r = Req("later");
+  *r.mutable_start_at() = ToProtoTimestamp(absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(manager_->Start(r).ok());
+  ASSERT_TRUE(manager_->Start(Req("now")).ok());
+  // The emergency stop is not held up by the pending start (30 s away).
+  const absl::Time asked = absl::Now();
+  v1::StopAllTracesResponse all = manager_->StopAll(false, "requested");
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(5));
+  ASSERT_EQ(all.results_size(), 2);
+  for (const v1::StopAllResult& res : all.results()) {
+    EXPECT_EQ(res.error(), "") << res.session().name();
+    if (res.session().name() == "later") {
+      EXPECT_EQ(res.session().state(), v1::TRACE_STATE_CANCELLED);
+      EXPECT_EQ(res.session().stop_reason(), "withdrawn");
+      EXPECT_FALSE(res.has_artifact());
+    } else {
+      EXPECT_EQ(res.session().state(), v1::TRACE_STATE_COMPLETED);
+    }
+  }
+  EXPECT_EQ(control_.starts.load(), 1);  // Only "now" ever started.
+  EXPECT_EQ(manager_->active_count(), 0);
+  EXPECT_EQ(manager_->AwaitStarted("later").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SessionManagerTest, CancelWithdrawsAPendingStartAndAwaitSaysSo) {
+  v1::StartTraceRequest r = Req("pending");
+  *r.mutable_start_at() = ToProtoTimestamp(absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(manager_->Start(r).ok());
+  absl::StatusOr<v1::TraceSession> awaited;
+  std::thread waiter([&] { awaited = manager_->AwaitStarted("pending"); });
+  absl::SleepFor(absl::Milliseconds(50));
+  auto c = manager_->Cancel("pending");
+  waiter.join();
+  EXPECT_EQ(awaited.status().code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(awaited.status().message(), HasSubstr("withdrawn"));
+  EXPECT_EQ(control_.starts.load(), 0);
+  // The name is free again.
+  EXPECT_TRUE(manager_->Start(Req("pending")).ok());
+}
+
+TEST_F(SessionManagerTest, SynchronisedStartLimitsAndShutdown) {
+  v1::StartTraceRequest far = Req("far");
+  *far.mutable_start_at() = ToProtoTimestamp(absl::Now() + absl::Seconds(61));
+  auto refused = manager_->Start(far);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("ahead of this agent"));
+  // An instant in the past: started at once, answered RUNNING.
+  v1::StartTraceRequest past = Req("past");
+  *past.mutable_start_at() = ToProtoTimestamp(absl::Now() - absl::Seconds(5));
+  auto s = manager_->Start(past);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->state(), v1::TRACE_STATE_RUNNING);
+  // A manager destroyed with a start pending never starts that tool.
+  v1::StartTraceRequest pending = Req("pending");
+  *pending.mutable_start_at() = ToProtoTimestamp(absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(manager_->Start(pending).ok());
+  const absl::Time asked = absl::Now();
+  manager_.reset();
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(5));
+  EXPECT_EQ(control_.starts.load(), 1);
 }
 
 }  // namespace

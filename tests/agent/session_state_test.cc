@@ -15,6 +15,7 @@ TEST(SessionStateTest, ExactlyTheDocumentedTransitions) {
   std::set<std::pair<SessionState, SessionState>> allowed = {
       {SessionState::kStarting, SessionState::kRunning},
       {SessionState::kStarting, SessionState::kFailed},
+      {SessionState::kStarting, SessionState::kCancelled},  // Withdrawn.
       {SessionState::kRunning, SessionState::kStopping},
       {SessionState::kRunning, SessionState::kCancelling},
       {SessionState::kRunning, SessionState::kFailed},

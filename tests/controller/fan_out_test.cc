@@ -1,3 +1,4 @@
+#include "controller/fleet/clock_sync.h"
 #include "controller/fleet/fan_out.h"
 
 #include "gtest/gtest.h"
@@ -106,6 +107,35 @@ TEST(FanOutTest, EmptyHostListAndClientReuse) {
   FanOut<v1::AgentInfo>(MakeHosts(3), pool, {}, Info());
   FanOut<v1::AgentInfo>(MakeHosts(3), pool, {}, Info());
   EXPECT_EQ(created, 3);
+}
+
+
+// NTP-style estimate: the agent's clock is read at the middle of the trip.
+TEST(ClockSyncTest, OffsetFromTheMiddleOfTheRoundTrip) {
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  const absl::Time t1 = t0 + absl::Milliseconds(10);
+  // Agent 250 ms ahead: it read t0 + 5 ms + 250 ms.
+  ClockEstimate e =
+      EstimateFromSample(t0, t1, t0 + absl::Milliseconds(255));
+  EXPECT_EQ(e.offset, absl::Milliseconds(250));
+  EXPECT_EQ(e.rtt, absl::Milliseconds(10));
+  EXPECT_EQ(AgentTime(t0, e), t0 + absl::Milliseconds(250));
+  EXPECT_EQ(ControllerTime(AgentTime(t1, e), e), t1);
+  // Behind.
+  e = EstimateFromSample(t0, t1, t0 - absl::Seconds(2));
+  EXPECT_EQ(e.offset, -absl::Seconds(2) - absl::Milliseconds(5));
+}
+
+TEST(ClockSyncTest, StartInstantLeavesRoomForEveryRequest) {
+  const absl::Time now = absl::FromUnixSeconds(5000);
+  std::vector<ClockEstimate> clocks = {
+      {absl::ZeroDuration(), absl::Milliseconds(1)},
+      {absl::Milliseconds(3), absl::Milliseconds(40)}};
+  // At least the minimum lead; more for slow links and many waves.
+  EXPECT_EQ(PickStartInstant(clocks, 2, 256, now), now + absl::Milliseconds(500));
+  const absl::Time many = PickStartInstant(clocks, 10000, 256, now);
+  EXPECT_GE(many - now, absl::Milliseconds(40) * 3 * 40);
+  EXPECT_EQ(PickStartInstant({}, 0, 256, now), now + absl::Milliseconds(500));
 }
 
 }  // namespace

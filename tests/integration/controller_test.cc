@@ -345,6 +345,83 @@ TEST_F(FleetTest, PlanRunEndToEndManifestMatchesAgents) {
   EXPECT_THAT(f.out, HasSubstr("already_present"));
 }
 
+// Synchronised starts: every host prepares, then starts at one instant;
+// the clocks and the spread are reported. A dead host is reported as such
+// and does not hold up the others.
+TEST_F(FleetTest, SynchronisedStartAndPlanWithSyncStart) {
+  CliResult r = Labtrace({"start", "synced", "--profile", "general", "--sync",
+                          "--hosts", "vm0,vm2,gone", "--timeout", "10s",
+                          "--json"});
+  EXPECT_EQ(r.exit_code, 3) << r.err << r.out;  // gone: unreachable.
+  json j = r.Json();
+  ASSERT_TRUE(j.is_array()) << r.out;
+  ASSERT_EQ(j.size(), 3u);
+  std::vector<double> late;
+  for (const auto& h : j) {
+    if (h["host"] == "gone") {
+      EXPECT_EQ(h["outcome"], "unreachable");
+      EXPECT_FALSE(h.contains("sync"));
+      continue;
+    }
+    EXPECT_EQ(h["outcome"], "ok") << h.dump();
+    EXPECT_EQ(h["session"]["state"], "TRACE_STATE_RUNNING");
+    // Same machine, same clock: the estimate is close to zero.
+    EXPECT_LT(std::abs(h["sync"]["clock_offset_ms"].get<double>()), 50.0);
+    EXPECT_GT(h["sync"]["rtt_ms"].get<double>(), 0.0);
+    // Started at or after the agreed instant, never before it.
+    ASSERT_TRUE(h["sync"]["late_ms"].is_number()) << h.dump();
+    late.push_back(h["sync"]["late_ms"].get<double>());
+    EXPECT_GE(late.back(), -5.0);
+    EXPECT_LT(h["sync"]["spread_ms"].get<double>(), 1000.0);
+  }
+  EXPECT_EQ(late.size(), 2u);
+  for (int i : {0, 2}) {
+    auto active = Active(i);
+    ASSERT_EQ(active.size(), 1u);
+    EXPECT_EQ(active[0].state(), v1::TRACE_STATE_RUNNING);
+  }
+  CliResult human = Labtrace({"start", "synced2", "--profile", "general",
+                              "--sync", "--hosts", "vm0,vm2"});
+  EXPECT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_THAT(human.err,
+              HasSubstr("synchronised start: 2 host(s) started within"));
+  EXPECT_EQ(Labtrace({"stop-all", "--hosts", "vm0,vm2"}).exit_code, 0);
+
+  // A plan with sync_start: clocks in the manifest, every step's traces
+  // started at its agreed instant (agent-side and controller-side steps).
+  std::string text = PlanFor("vm0,vm2,vm3");
+  text.replace(text.find("defaults:"), 0, "sync_start: true\n");
+  const auto plan = dir_->path() / "sync_plan.yaml";
+  testing::WriteTextFile(plan, text);
+  const auto out = dir_->path() / "sync_runs";
+  CliResult run = Labtrace(
+      {"run", plan.string(), "--out", out.string(), "--run-id", "synced-run"});
+  EXPECT_EQ(run.exit_code, 4) << run.err << run.out;  // `failing` exits 7.
+  EXPECT_THAT(run.err + run.out, HasSubstr("synchronised start: spread"));
+  json m = json::parse(
+      testing::ReadTextFile(out / "synced-run" / "manifest.json"));
+  EXPECT_TRUE(m["sync_start"]);
+  ASSERT_EQ(m["clock_offsets"].size(), 3u) << m["clock_offsets"].dump();
+  for (const auto& [host, c] : m["clock_offsets"].items()) {
+    EXPECT_LT(std::abs(c["offset_ms"].get<double>()), 50.0) << host;
+  }
+  for (const auto& s : m["steps"]) {
+    ASSERT_TRUE(s["sync_instant"].is_string()) << s.dump();
+    const std::string instant = s["sync_instant"];
+    EXPECT_LT(s["start_spread_ms"].get<double>(), 1000.0);
+    for (const auto& h : s["hosts"]) {
+      ASSERT_TRUE(h["trace_started_at"].is_string()) << h.dump();
+      absl::Time at, started;
+      std::string err;
+      ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, instant, &at, &err));
+      ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full,
+                                  h["trace_started_at"].get<std::string>(),
+                                  &started, &err));
+      EXPECT_GE(started - at, absl::Milliseconds(-5)) << h.dump();
+    }
+  }
+}
+
 TEST_F(FleetTest, LostEventsCanFailARunAndInspectReportsThem) {
   const auto plan = dir_->path() / "plan_lost.yaml";
   testing::WriteTextFile(plan, R"yaml(
