@@ -13,7 +13,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libyaml-cpp-dev libssl-dev
-  nlohmann-json3-dev libboost-dev libzstd-dev
+  nlohmann-json3-dev libboost-dev libzstd-dev libcurl4-openssl-dev
   linux-perf curl openssl python3-grpcio python3-grpc-tools)
 for arg in "$@"; do
   case "$arg" in

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/service/status_convert.h"
+#include "agent/store/uploader.h"
 #include "common/file_util.h"
 #include "common/host_info.h"
 #include "common/names.h"
@@ -573,6 +574,36 @@ grpc::ServerUnaryReactor* TraceAgentService::DeleteArtifact(
                if (!freed.ok()) return ToGrpcStatus(freed.status());
                resp->set_freed_bytes(*freed);
                return grpc::Status::OK;
+             });
+}
+
+grpc::ServerUnaryReactor* TraceAgentService::UploadArtifact(
+    grpc::CallbackServerContext* ctx, const v1::UploadArtifactRequest* req,
+    v1::UploadArtifactResponse* resp) {
+  LABTRACE_ALLOW("UploadArtifact", Role::kControl);
+  // A transfer: it takes a download slot (busy answers when all are taken).
+  return Run(ctx, &pools_->downloads, "UploadArtifact",
+             [this, ctx, req, resp, caller] {
+               // The audit names where the bytes go (host, not the signature).
+               std::string where;
+               if (req->parts_size() > 0) {
+                 const std::string& u = req->parts(0).url();
+                 where = u.substr(0, u.find('?'));
+               }
+               const std::string target =
+                   absl::StrCat(req->artifact_id(), " -> ", where);
+               if (absl::Status a = audit_->Begin(caller, ctx->peer(),
+                                                  "UploadArtifact", target);
+                   !a.ok()) {
+                 return ToGrpcStatus(a);
+               }
+               absl::StatusOr<v1::UploadArtifactResponse> r =
+                   agent::UploadArtifact(
+                       *store_, *req, [ctx] { return ctx->IsCancelled(); },
+                       absl::FromChrono(ctx->deadline()));
+               audit_->Record(caller, ctx->peer(), "UploadArtifact", target,
+                              r.status());
+               return Assign(std::move(r), resp);
              });
 }
 

@@ -93,6 +93,9 @@ class TraceAgentService final : public v1::TraceAgent::CallbackService {
   grpc::ServerUnaryReactor* DeleteArtifact(
       grpc::CallbackServerContext* ctx, const v1::DeleteArtifactRequest* req,
       v1::DeleteArtifactResponse* resp) override;
+  grpc::ServerUnaryReactor* UploadArtifact(
+      grpc::CallbackServerContext* ctx, const v1::UploadArtifactRequest* req,
+      v1::UploadArtifactResponse* resp) override;
   grpc::ServerUnaryReactor* RunCommand(grpc::CallbackServerContext* ctx,
                                        const v1::RunCommandRequest* req,
                                        v1::RunCommandResponse* resp) override;

@@ -159,13 +159,33 @@ const std::vector<CommandSpec>& Commands() {
        absl::Seconds(30),
        &ArtifactsCommand},
       {"fetch",
-       "download trace files into a folder",
-       "labtrace fetch --out DIR [--run R] [--name N]\n\n"
-       "Downloads the matching artifacts of every selected host into\n"
-       "DIR/<run>/<host>/ (DIR/<host>/ without --run), in parallel, "
-       "resumable:\n"
-       "rerun the same command after an interruption and it continues.\n",
-       {"out", "run", "name"},
+       "download trace files into a folder, or send them to object storage",
+       "labtrace fetch --out DIR [--run R] [--name N]\n"
+       "       labtrace fetch --run R --egress s3://BUCKET/PREFIX [--name N]\n"
+       "       labtrace fetch --from s3://BUCKET/PREFIX/RUN_ID --out DIR\n\n"
+       "--out DIR: downloads the matching artifacts of every selected host\n"
+       "into DIR/<run>/<host>/ (DIR/<host>/ without --run), in parallel,\n"
+       "zstd-compressed on the wire, each file checked against the agent's\n"
+       "sha256; resumable: rerun the same command after an interruption.\n"
+       "--egress URL: the agents upload the files straight to S3-compatible\n"
+       "storage as URL/<run>/<host>/<file> (multipart above 64 MiB, each\n"
+       "object with its sha256 as x-amz-meta-sha256); this controller only\n"
+       "presigns URLs, so the agents hold no keys. Objects already there\n"
+       "with the right digest are skipped: rerun to resume. The run's\n"
+       "manifest.json in the store is updated.\n"
+       "--from URL: downloads a run from the store (its manifest.json first)\n"
+       "into DIR/<run_id>/<host>/ and verifies every file's sha256; needs no\n"
+       "inventory.\n"
+       "Object store: credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
+       "(+AWS_SESSION_TOKEN) or ~/.aws/credentials (AWS_PROFILE), endpoint\n"
+       "from AWS_ENDPOINT_URL (non-AWS stores; path-style addressing), region\n"
+       "from AWS_REGION; the inventory's egress: block can set url, endpoint,\n"
+       "region and profile.\n"
+       "Examples:\n"
+       "  labtrace fetch --run nightly-42 --out ./traces\n"
+       "  labtrace fetch --run nightly-42 --egress s3://lab-traces/ci\n"
+       "  labtrace fetch --from s3://lab-traces/ci/nightly-42 --out ./traces\n",
+       {"out", "run", "name", "egress", "from"},
        {},
        0,
        absl::Hours(1),
@@ -173,7 +193,7 @@ const std::vector<CommandSpec>& Commands() {
       {"run",
        "run a lab plan: setup, tests, cleanup, each step traced",
        "labtrace run PLAN.yaml --out DIR [--run-id R] [--lease D]\n"
-       "             [--fail-on-lost-events]\n\n"
+       "             [--fail-on-lost-events] [--egress s3://BUCKET/PREFIX]\n\n"
        "Runs the plan's setup steps, then its tests, then cleanup (always),\n"
        "each step its own trace operation on every host, then collects the\n"
        "run's files into DIR/<run_id>/<host>/ with "
@@ -185,8 +205,13 @@ const std::vector<CommandSpec>& Commands() {
        "agents stop the run's traces within the lease.\n"
        "Every trace file is checked on its agent; problems (lost events,\n"
        "truncation) are printed as warnings and kept in the manifest.\n"
-       "--fail-on-lost-events: exit 5 if any collected trace lost events.\n",
-       {"out", "run-id", "lease"},
+       "--fail-on-lost-events: exit 5 if any collected trace lost events.\n"
+       "--egress URL: instead of collecting, the agents upload the run's\n"
+       "files to object storage (URL/<run_id>/<host>/<file>, with\n"
+       "URL/<run_id>/manifest.json); see `labtrace fetch --help` for\n"
+       "credentials. Files that did not make it are listed with the command\n"
+       "that resumes them (labtrace fetch --run R --egress URL).\n",
+       {"out", "run-id", "lease", "egress"},
        {"fail-on-lost-events"},
        1,
        absl::Minutes(1),

@@ -45,6 +45,7 @@ struct Args {
     return it == values.end() || it->second.empty() ? def : it->second.back();
   }
   bool Has(const std::string& flag) const { return flags.count(flag) > 0; }
+  bool HasValue(const std::string& k) const { return values.count(k) > 0; }
 };
 
 absl::StatusOr<Args> ParseArgs(int argc, const char* const* argv);

@@ -9,6 +9,7 @@
 #include "common/trace_summary.h"
 #include "controller/cli/cli_context.h"
 #include "controller/cli/commands.h"
+#include "controller/cli/egress_commands.h"
 #include "controller/collect/collector.h"
 #include "controller/report/proto_json.h"
 
@@ -65,9 +66,10 @@ int ArtifactsCommand(CliContext& ctx) {
 }
 
 int FetchCommand(CliContext& ctx) {
+  if (ctx.args().HasValue("from")) return FetchFromObjectStore(ctx);
   const std::string out = ctx.args().Get("out");
   absl::StatusOr<v1::ListArtifactsRequest> req = ArtifactFilter(ctx.args());
-  if (out.empty() || !req.ok()) {
+  if ((out.empty() && !ctx.args().HasValue("egress")) || !req.ok()) {
     ctx.err() << "labtrace fetch: "
               << (out.empty() ? "--out DIR is required"
                               : std::string(req.status().message()))
@@ -92,6 +94,9 @@ int FetchCommand(CliContext& ctx) {
     }
     work.push_back(
         {r.host, {r.value.artifacts().begin(), r.value.artifacts().end()}});
+  }
+  if (ctx.args().HasValue("egress")) {
+    return FetchToObjectStore(ctx, work, req->run_id(), ExitFor(outcomes));
   }
   CollectOptions co;
   co.dir = req->run_id().empty() ? PathFromUtf8(out)

@@ -49,8 +49,11 @@ int RunCli(int argc, const char* const* argv, const CliEnvironment& env) {
     return kExitOk;
   }
   const CommandSpec& command = *args->command;
+  // A run brought down from object storage needs no inventory.
+  const bool from_store =
+      std::string(command.name) == "fetch" && args->HasValue("from");
   CliContext ctx(env, std::move(*args));
-  if (command.needs_hosts) {
+  if (command.needs_hosts && !from_store) {
     if (absl::Status s = ctx.Setup(); !s.ok()) {
       *env.err << "labtrace: " << s.message() << "\n";
       return kExitUsage;

@@ -46,6 +46,7 @@ class CliContext {
   std::ostream& err() const { return *env_.err; }
   bool json() const { return json_; }
   const std::vector<Host>& hosts() const { return hosts_; }
+  const Inventory& inventory() const { return inventory_; }
   ClientPool& clients() { return *clients_; }
   CallCanceller& canceller() { return canceller_; }
   const FanOutOptions& fan() const { return fan_; }

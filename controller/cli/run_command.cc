@@ -7,6 +7,7 @@
 #include "common/names.h"
 #include "controller/cli/cli_context.h"
 #include "controller/cli/commands.h"
+#include "controller/cli/egress_commands.h"
 #include "controller/cli/run_summary.h"
 
 namespace labtrace::controller {
@@ -47,6 +48,18 @@ int RunCommand(CliContext& ctx) {
   o.show_progress = ctx.env().err_is_terminal && !ctx.json();
   o.fail_on_lost_events = args.Has("fail-on-lost-events");
   o.log = &ctx.err();
+  std::unique_ptr<S3Client> s3;
+  if (args.HasValue("egress")) {
+    absl::StatusOr<std::unique_ptr<S3Client>> opened =
+        OpenEgress(ctx, args.Get("egress"), &o.egress_location);
+    if (!opened.ok()) {
+      ctx.err() << "labtrace run: --egress: " << opened.status().message()
+                << "\n";
+      return kExitUsage;
+    }
+    s3 = std::move(*opened);
+    o.egress = s3.get();
+  }
   PlanRunner runner(*ctx.plan(), ctx.hosts(), &ctx.clients(), &ctx.canceller(),
                     o);
   ctx.SetRunner(&runner);

@@ -52,14 +52,40 @@ void PrintRunSummary(const RunResult& r, std::ostream& o) {
   }
   std::uint64_t bytes = 0;
   int ok = 0;
+  bool egress = false;
+  std::vector<const CollectedFile*> missing;
   for (const CollectedFile& f : r.files) {
+    egress |= !f.object_url.empty();
     if (f.ok()) {
       bytes += f.artifact.size_bytes();
       ++ok;
+    } else if (!f.object_url.empty()) {
+      missing.push_back(&f);
     }
   }
-  o << ok << "/" << r.files.size() << " file(s) collected, "
+  o << ok << "/" << r.files.size() << " file(s) "
+    << (egress ? "in the object store" : "collected") << ", "
     << HumanBytes(bytes) << "\n";
+  if (!missing.empty()) {
+    o << "missing in the object store:\n";
+    for (const CollectedFile* f : missing) {
+      o << "  " << f->object_url << ": " << f->error << "\n";
+    }
+    const std::string& url = missing.front()->object_url;
+    // s3://bucket/prefix/<run_id>/<host>/<file> -> s3://bucket/prefix
+    std::string base = url;
+    for (int i = 0; i < 3 && base.rfind('/') != std::string::npos; ++i)
+      base.resize(base.rfind('/'));
+    o << "resume: labtrace fetch --run " << r.run_id << " --egress " << base
+      << "\n";
+  }
+  if (egress && !r.files.empty()) {
+    std::string base = r.files.front().object_url;
+    for (int i = 0; i < 2 && base.rfind('/') != std::string::npos; ++i)
+      base.resize(base.rfind('/'));
+    o << "objects:   " << base << "/ (labtrace fetch --from " << base
+      << " --out DIR)\n";
+  }
   o << "artifacts: " << PathToUtf8(r.run_dir) << "\n";
   o << "manifest:  " << PathToUtf8(r.run_dir / "manifest.json") << "\n";
 }

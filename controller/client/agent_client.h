@@ -55,6 +55,10 @@ class AgentClient {
       const std::string& id, absl::Time deadline) = 0;
   virtual absl::StatusOr<v1::RunCommandResponse> RunCommand(
       const v1::RunCommandRequest& req, absl::Time deadline) = 0;
+  virtual absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(
+      const v1::UploadArtifactRequest& req, absl::Time deadline) {
+    return absl::UnimplementedError("UploadArtifact");
+  }
   virtual absl::StatusOr<v1::KeepAliveResponse> KeepAlive(
       const v1::KeepAliveRequest& req, absl::Time deadline) {
     return absl::UnimplementedError("KeepAlive");

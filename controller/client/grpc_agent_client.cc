@@ -209,6 +209,14 @@ class GrpcAgentClient final : public AgentClient {
           return stub_->DeleteArtifact(c, r, o);
         });
   }
+  absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(
+      const v1::UploadArtifactRequest& req, absl::Time deadline) override {
+    return Call<v1::UploadArtifactRequest, v1::UploadArtifactResponse>(
+        req, deadline, Repeat::kOnlyIfBusy,
+        [this](grpc::ClientContext* c, const auto& r, auto* o) {
+          return stub_->UploadArtifact(c, r, o);
+        });
+  }
   absl::StatusOr<v1::RunCommandResponse> RunCommand(
       const v1::RunCommandRequest& req, absl::Time deadline) override {
     return Call<v1::RunCommandRequest, v1::RunCommandResponse>(

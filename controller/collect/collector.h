@@ -19,11 +19,15 @@ struct CollectedFile {
   std::string host;
   v1::Artifact artifact;
   std::filesystem::path path;  // Local file (when collected).
-  // "collected", "already_present", "failed", "digest_mismatch".
+  // "collected", "already_present", "failed", "digest_mismatch"; with
+  // egress: "uploaded", "already_uploaded", "failed".
   std::string status;
   std::string error;
+  // With egress: where the object is (s3://bucket/key), even if it failed.
+  std::string object_url;
   bool ok() const {
-    return status == "collected" || status == "already_present";
+    return status == "collected" || status == "already_present" ||
+           status == "uploaded" || status == "already_uploaded";
   }
 };
 

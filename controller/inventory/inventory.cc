@@ -155,10 +155,28 @@ absl::StatusOr<Inventory> ParseInventory(const std::string& yaml,
       return Bad(source, root, "an inventory is a mapping with `hosts:`");
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
-      if (key != "defaults" && key != "hosts") {
-        return Bad(
-            source, kv.first,
-            absl::StrCat("unknown key \"", key, "\"; use defaults and hosts"));
+      if (key != "defaults" && key != "hosts" && key != "egress") {
+        return Bad(source, kv.first,
+                   absl::StrCat("unknown key \"", key,
+                                "\"; use defaults, hosts and egress"));
+      }
+    }
+    if (const YAML::Node e = root["egress"]) {
+      if (!e.IsMap()) return Bad(source, e, "`egress` must be a mapping");
+      for (const auto& kv : e) {
+        const std::string key = kv.first.as<std::string>();
+        std::string* field = key == "url"        ? &inv.egress.url
+                             : key == "endpoint" ? &inv.egress.endpoint
+                             : key == "region"   ? &inv.egress.region
+                             : key == "profile"  ? &inv.egress.profile
+                                                 : nullptr;
+        if (field == nullptr) {
+          return Bad(source, kv.first,
+                     absl::StrCat("unknown key \"", key,
+                                  "\" in egress; known: url, endpoint, "
+                                  "region, profile"));
+        }
+        LABTRACE_RETURN_IF_ERROR(YamlReadString(source, kv.second, field));
       }
     }
     int default_port = 7411;

@@ -11,6 +11,11 @@
 //     token_file: ~/.labtrace-token   # or token_env: LABTRACE_TOKEN
 // (files relative to the inventory's folder; the token is never taken from
 // the command line)
+//   egress:                  # optional: object storage for --egress
+//     url: s3://lab-traces/nightly   # default for --egress
+//     endpoint: http://rgw.lab:7480  # non-AWS stores; default AWS
+//     region: us-east-1
+//     profile: lab                   # in ~/.aws/credentials
 //   hosts:
 //     - name: vm1
 //       address: 10.0.0.11   # host or host:port ([v6]:port for IPv6)
@@ -30,6 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "controller/egress/s3.h"
 
 namespace labtrace::controller {
 
@@ -54,6 +60,7 @@ struct Inventory {
   std::vector<Host> hosts;
   absl::Duration connect_timeout = absl::Seconds(3);
   std::string source;  // File it came from, for messages.
+  EgressSettings egress;
 };
 
 // Parses inventory YAML (`source` names the file in error messages).

@@ -547,6 +547,33 @@ void PlanRunner::Collect() {
     }
     work.emplace_back(r.host, std::move(keep));
   }
+  if (options_.egress != nullptr) {
+    EgressOptions eo;
+    eo.location = options_.egress_location;
+    eo.parallel = options_.parallel;
+    eo.on_file = [this](const EgressedFile& f) {
+      Log(absl::StrCat("  ", f.status, ": ", f.host, "/",
+                       f.artifact.file_name(), " (",
+                       HumanBytes(f.artifact.size_bytes()), ", ",
+                       HumanDuration(f.took), ")",
+                       f.error.empty() ? "" : ": ", f.error));
+    };
+    Log(absl::StrCat("uploading to ",
+                     options_.egress_location.Url(
+                         options_.egress_location.Key(result_.run_id)),
+                     "/ (the agents send, this controller coordinates)"));
+    for (EgressedFile& e : EgressArtifacts(work, result_.run_id, *clients_,
+                                           *options_.egress, eo)) {
+      CollectedFile f;
+      f.host = e.host;
+      f.artifact = std::move(e.artifact);
+      f.status = e.status;
+      f.error = e.error;
+      f.object_url = options_.egress_location.Url(e.key);
+      result_.files.push_back(std::move(f));
+    }
+    return;
+  }
   CollectOptions co;
   co.dir = result_.run_dir;
   co.parallel = options_.parallel;
@@ -559,6 +586,23 @@ void PlanRunner::WriteManifest() {
       WriteRunManifest(plan_, result_, result_.run_dir / "manifest.json");
   if (!s.ok())
     result_.warnings.push_back(absl::StrCat("manifest: ", s.ToString()));
+  if (s.ok() && options_.egress != nullptr) {
+    // Beside the objects: `labtrace fetch --from` starts from it.
+    absl::StatusOr<std::string> text =
+        ReadFile(result_.run_dir / "manifest.json");
+    const std::string key =
+        options_.egress_location.Key(result_.run_id + "/manifest.json");
+    absl::Status put =
+        text.ok() ? options_.egress->PutSmall(options_.egress_location.bucket,
+                                              key, *text, "application/json")
+                  : text.status();
+    if (!put.ok()) {
+      result_.warnings.push_back(
+          absl::StrCat("manifest not uploaded to ",
+                       options_.egress_location.Url(key), ": ", put.message()));
+      Log(absl::StrCat("warning: ", result_.warnings.back()));
+    }
+  }
 }
 
 absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
@@ -637,6 +681,11 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
          {"sha256", f.artifact.sha256()},
          {"status", f.status},
          {"error", f.error},
+         {"object", f.object_url.empty()
+                        ? json(nullptr)
+                        : json({{"url", f.object_url},
+                                {"size_bytes", f.artifact.size_bytes()},
+                                {"sha256", f.artifact.sha256()}})},
          {"auto_stopped", f.artifact.auto_stopped()},
          {"summary", f.artifact.has_summary() ? ProtoJson(f.artifact.summary())
                                               : json(nullptr)}});

@@ -37,6 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/client/agent_client.h"
 #include "controller/collect/collector.h"
+#include "controller/egress/egress.h"
 #include "controller/fleet/clock_sync.h"
 #include "controller/fleet/fan_out.h"
 #include "controller/plan/plan.h"
@@ -104,6 +105,11 @@ struct PlanRunOptions {
   absl::Duration lease = absl::Seconds(60);
   // Where times come from (a fake in tests).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Egress: the agents upload the run's files into this object store
+  // (<location>/<run_id>/<host>/<file>) instead of the controller
+  // collecting them; the manifest goes there too (and stays in out_dir).
+  S3Client* egress = nullptr;
+  S3Location egress_location;
 };
 
 class PlanRunner {

@@ -259,9 +259,32 @@ build_boost() {
   cp -a /usr/include/boost "$dest/include/"
 }
 
+build_curl() {
+  # The version of Debian's own curl (7.88.1-10+deb12u15 is in the point
+  # release; the security archive lists an older one). Its last two patches
+  # (90_gnutls, 99_nss) only rename the library in the Makefile.am files, which
+  # the CMake build does not read.
+  fetch curl 7.88.1-10+deb12u15
+  # Static libcurl over the prefix's OpenSSL and zlib, nothing else: no curl
+  # tool, LDAP, SSH, IDN, PSL, HTTP/2, brotli or zstd. No CA bundle or path
+  # (auto-detection would bake in the build host's /etc/ssl paths): callers
+  # pass CURLOPT_CAINFO or CURLSSLOPT_NATIVE_CA. Nor does libcurl load the
+  # OpenSSL config file from OPENSSLDIR (a build host path on Windows).
+  cmake_build . -DBUILD_CURL_EXE=OFF -DENABLE_MANUAL=OFF -DPICKY_COMPILER=OFF \
+    -DCURL_USE_OPENSSL=ON -DCURL_USE_SCHANNEL=OFF -DOPENSSL_USE_STATIC_LIBS=ON \
+    -DOPENSSL_ROOT_DIR="$merged" -DCURL_DISABLE_OPENSSL_AUTO_LOAD_CONFIG=ON \
+    -DCURL_ZLIB=ON -DCURL_BROTLI=OFF -DCURL_ZSTD=OFF -DUSE_NGHTTP2=OFF \
+    -DCURL_DISABLE_LDAP=ON -DCURL_DISABLE_LDAPS=ON -DCURL_USE_LIBSSH2=OFF \
+    -DCURL_USE_LIBSSH=OFF -DUSE_LIBIDN2=OFF -DCURL_USE_LIBPSL=OFF \
+    -DENABLE_ARES=OFF -DCURL_CA_BUNDLE=none -DCURL_CA_PATH=none
+  # curl-config is a shell script holding this package's build paths.
+  rm -f "$dest/bin/curl-config"
+  rmdir "$dest/bin" 2>/dev/null || true
+}
+
 # Order matters: a package's key covers every recipe before it.
 packages=(zlib openssl cares re2 abseil protobuf grpc
-  fmt spdlog yamlcpp json zstd googletest boost)
+  fmt spdlog yamlcpp json zstd googletest boost curl)
 
 # ---- Build -----------------------------------------------------------------
 # The chain starts from what every recipe uses: the helpers and the
