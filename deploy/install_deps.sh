@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what labtrace needs to build and test on Debian 12 (bookworm).
 # Safe to run again: apt is only called when a package is missing.
+# The Ceph packages and boto3 are for the object-store tests (label s3: a
+# one-node RADOS Gateway, deploy/object-store/local-s3.sh).
 #
 # Usage: deploy/install_deps.sh [--windows-tests] [--bench] [--clang]
 #   --windows-tests  also mingw-w64, wine and what deploy/windows/build_deps.sh
@@ -14,7 +16,8 @@ packages=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libyaml-cpp-dev libssl-dev
   nlohmann-json3-dev libboost-dev libzstd-dev libcurl4-openssl-dev
-  linux-perf curl openssl python3-grpcio python3-grpc-tools)
+  linux-perf curl openssl python3-grpcio python3-grpc-tools
+  ceph-mon ceph-mgr ceph-osd radosgw ceph-common python3-boto3)
 for arg in "$@"; do
   case "$arg" in
     --windows-tests)

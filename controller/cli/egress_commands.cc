@@ -62,6 +62,7 @@ int FetchToObjectStore(
   }
   EgressOptions eo;
   eo.location = loc;
+  eo.part_size = EgressPartSize();
   eo.parallel = ctx.fan().parallel;
   eo.per_file_timeout = ctx.fan().per_host_timeout;
   const bool progress = !ctx.json();

@@ -1,7 +1,9 @@
 #include "controller/egress/egress.h"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
@@ -95,6 +97,13 @@ EgressedFile UploadOne(AgentClient& agent, const Host& host,
 }
 
 }  // namespace
+
+std::uint64_t EgressPartSize() {
+  std::uint64_t v = 0;
+  const char* s = std::getenv("LABTRACE_EGRESS_PART_SIZE");
+  if (s != nullptr && absl::SimpleAtoi(s, &v) && v >= (5ull << 20)) return v;
+  return 64ull << 20;
+}
 
 std::string EgressKey(const S3Location& location, const std::string& run_id,
                       const std::string& host, const std::string& file_name) {

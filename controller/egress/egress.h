@@ -53,6 +53,9 @@ struct EgressedFile {
   bool ok() const { return status == "uploaded" || status == "already_uploaded"; }
 };
 
+// LABTRACE_EGRESS_PART_SIZE (bytes, at least 5 MiB) if set, else 64 MiB.
+std::uint64_t EgressPartSize();
+
 // <run_id>/<host>/<file name> under the location's prefix.
 std::string EgressKey(const S3Location& location, const std::string& run_id,
                       const std::string& host, const std::string& file_name);

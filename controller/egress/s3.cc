@@ -340,8 +340,11 @@ absl::StatusOr<ObjectInfo> S3Client::Head(const std::string& bucket,
 absl::StatusOr<std::string> S3Client::CreateMultipart(
     const std::string& bucket, const std::string& key,
     const std::string& sha256) {
+  // "uploads=", not "uploads": curl 7.88's SigV4 canonicalises a bare
+  // query parameter wrongly (SignatureDoesNotMatch).
   http::Request r = Signed(config_, "POST",
-                           config_.endpoint + ObjectPath(bucket, key) + "?uploads");
+                           config_.endpoint + ObjectPath(bucket, key) +
+                               "?uploads=");
   r.headers.push_back({"x-amz-meta-sha256", sha256});
   absl::StatusOr<http::Response> got = http::Send(r);
   if (!got.ok()) return got.status();

@@ -550,6 +550,7 @@ void PlanRunner::Collect() {
   if (options_.egress != nullptr) {
     EgressOptions eo;
     eo.location = options_.egress_location;
+    eo.part_size = EgressPartSize();
     eo.parallel = options_.parallel;
     eo.on_file = [this](const EgressedFile& f) {
       Log(absl::StrCat("  ", f.status, ": ", f.host, "/",
