@@ -127,6 +127,55 @@ bool CountRecords(const unsigned char* data, std::size_t size,
   return true;
 }
 
+// The file read front to back through one reused window: each byte is read
+// once, in large sequential reads (one ReadAt per kWindowChunk bytes instead
+// of two small ones per ETL buffer), and the buffers are walked in place.
+// Memory: max(kWindowChunk, the largest request), and requests are at most
+// one ETL buffer (<= kMaxBuffer), so the bound is the same as before.
+class Window {
+ public:
+  static constexpr std::size_t kWindowChunk = 256u << 10;
+
+  Window(ByteSource& source, std::uint64_t file_size)
+      : source_(source), file_size_(file_size) {}
+
+  // Bytes [pos, pos + n) of the file, n <= kMaxBuffer. *got is how many of
+  // the n are there (fewer only if the source returned a short read). The
+  // pointer is valid until the next call.
+  const unsigned char* Get(std::uint64_t pos, std::size_t n, std::size_t* got) {
+    if (pos >= start_ && pos - start_ <= have_ &&
+        n <= have_ - static_cast<std::size_t>(pos - start_)) {
+      *got = n;
+      return data_.data() + (pos - start_);
+    }
+    // Keep what we already have of [pos, ...), read the rest.
+    std::size_t keep = 0;
+    if (pos >= start_ && pos - start_ < have_) {
+      const auto from = static_cast<std::size_t>(pos - start_);
+      keep = have_ - from;
+      std::memmove(data_.data(), data_.data() + from, keep);
+    }
+    const std::uint64_t remain = pos < file_size_ ? file_size_ - pos : 0;
+    const auto want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(std::max(n, kWindowChunk), remain));
+    if (data_.size() < want) data_.resize(want);
+    start_ = pos;
+    have_ = keep;
+    if (want > keep) {
+      have_ += source_.ReadAt(pos + keep, data_.data() + keep, want - keep);
+    }
+    *got = std::min(n, have_);
+    return data_.data();
+  }
+
+ private:
+  ByteSource& source_;
+  const std::uint64_t file_size_;
+  std::vector<unsigned char> data_;
+  std::uint64_t start_ = 0;  // File offset of data_[0].
+  std::size_t have_ = 0;     // Valid bytes in data_.
+};
+
 void ParseLogfileHeader(const unsigned char* buf, std::size_t size,
                         EtlSummary* s) {
   // buf holds the first buffer (at least its valid data).
@@ -349,9 +398,9 @@ EtlSummary SummarizeEtl(ByteSource& source) {
                          " bytes, less than one buffer header");
     return s;
   }
-  std::vector<unsigned char> buf;
+  Window window(source, s.file_size);
   std::vector<unsigned char> inflated;
-  unsigned char hdr[kBufferHeaderSize];
+  std::size_t got = 0;
   std::uint64_t pos = 0;
   std::uint32_t unreadable_buffers = 0;
   // LZ77 can expand a few bytes into gigabytes: bound the total work so a
@@ -359,7 +408,8 @@ EtlSummary SummarizeEtl(ByteSource& source) {
   std::uint64_t inflate_budget = 32 * s.file_size + (64u << 20);
   std::string first_unreadable;
   while (pos + kBufferHeaderSize <= s.file_size) {
-    if (source.ReadAt(pos, hdr, kBufferHeaderSize) != kBufferHeaderSize) {
+    const unsigned char* hdr = window.Get(pos, kBufferHeaderSize, &got);
+    if (got != kBufferHeaderSize) {
       s.problems.push_back("read error at offset " + Hex(pos));
       break;
     }
@@ -397,12 +447,14 @@ EtlSummary SummarizeEtl(ByteSource& source) {
       walked = false;
     } else if (flags & kFlagCompressed) {
       ++s.compressed_buffers;
-      buf.resize(size - kBufferHeaderSize);
-      if (source.ReadAt(pos + kBufferHeaderSize, buf.data(), buf.size()) !=
-          buf.size()) {
+      // hdr is invalid from here on (the window may move).
+      const unsigned char* whole = window.Get(pos, size, &got);
+      if (got != size) {
         why = "read error";
         walked = false;
       } else {
+        const unsigned char* payload = whole + kBufferHeaderSize;
+        const std::size_t payload_size = size - kBufferHeaderSize;
         const std::size_t expect = offset - kBufferHeaderSize;
         // A buffer never holds more than the session's buffer size.
         const std::size_t limit = s.header_valid && s.buffer_size > 0
@@ -416,7 +468,7 @@ EtlSummary SummarizeEtl(ByteSource& source) {
         } else if (expect > inflate_budget) {
           why = "decompression budget exhausted";
           walked = false;
-        } else if (!DecompressXpressLz77(buf.data(), buf.size(), expect,
+        } else if (!DecompressXpressLz77(payload, payload_size, expect,
                                          &inflated) ||
                    inflated.size() != expect) {
           why = "LZ77 payload does not expand to " + std::to_string(expect) +
@@ -430,16 +482,15 @@ EtlSummary SummarizeEtl(ByteSource& source) {
       }
     } else {
       const std::uint32_t end = std::min(offset, size);
-      buf.resize(end);
-      std::memcpy(buf.data(), hdr, kBufferHeaderSize);
-      if (source.ReadAt(pos + kBufferHeaderSize, buf.data() + kBufferHeaderSize,
-                        end - kBufferHeaderSize) != end - kBufferHeaderSize) {
+      // hdr is invalid from here on (the window may move).
+      const unsigned char* b = window.Get(pos, end, &got);
+      if (got != end) {
         why = "read error";
         walked = false;
       } else {
-        if (pos == 0) ParseLogfileHeader(buf.data(), buf.size(), &s);
-        walked = CountRecords(buf.data() + kBufferHeaderSize,
-                              end - kBufferHeaderSize, &s.record_count, &why);
+        if (pos == 0) ParseLogfileHeader(b, end, &s);
+        walked = CountRecords(b + kBufferHeaderSize, end - kBufferHeaderSize,
+                              &s.record_count, &why);
       }
     }
     if (pos == 0 && !s.header_valid && (flags & kFlagCompressed)) {
