@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/store/uploader.h"
 #include "common/names.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
@@ -208,6 +209,9 @@ absl::StatusOr<Route> MatchRoute(const std::string& method,
       args = {parts[2]};
     } else if (n == 4 && is(1, "artifacts") && is(3, "content")) {
       candidates = {{"GET", "FetchArtifact", Role::kRead}};
+      args = {parts[2]};
+    } else if (n == 4 && is(1, "artifacts") && is(3, "upload")) {
+      candidates = {{"POST", "UploadArtifact", Role::kControl}};
       args = {parts[2]};
     } else if (n == 2 && is(1, "commands")) {
       candidates = {{"POST", "RunCommand", Role::kAdmin}};
@@ -541,6 +545,28 @@ void RestGateway::Handle(HttpRequest req, HttpRespond respond) {
       return Proto(*r);
     });
   }
+  if (name == "UploadArtifact") {
+    auto in = std::make_shared<v1::UploadArtifactRequest>();
+    if (absl::Status p = ParseBody(req, in.get()); !p.ok()) return done(p);
+    in->set_artifact_id(arg);
+    auto gone = req.client_gone;
+    return on_pool(deps_.pools->commands, [=]() -> absl::StatusOr<HttpResponse> {
+      std::string where;
+      if (in->parts_size() > 0) {
+        where = in->parts(0).url().substr(0, in->parts(0).url().find('?'));
+      }
+      const std::string target = absl::StrCat(arg, " -> ", where);
+      if (absl::Status a = audit->Begin(c, peer, "UploadArtifact", target);
+          !a.ok())
+        return a;
+      // A client that hangs up ends the upload.
+      absl::StatusOr<v1::UploadArtifactResponse> r = agent::UploadArtifact(
+          *store, *in, gone, absl::Now() + absl::Hours(6));
+      audit->Record(c, peer, "UploadArtifact", target, r.status());
+      if (!r.ok()) return r.status();
+      return Proto(*r);
+    });
+  }
   if (name == "FetchArtifact") {
     absl::StatusOr<v1::Artifact> a = store->Get(arg);
     absl::StatusOr<std::filesystem::path> path =
@@ -632,4 +658,5 @@ void RestGateway::Handle(HttpRequest req, HttpRespond respond) {
   done(absl::InternalError(absl::StrCat("route ", name, " has no handler")));
 }
 
-}  // namespace labtrace::agent
+}  // namespace labtrace::agent#include "agent/store/uploader.h"
+

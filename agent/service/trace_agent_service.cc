@@ -581,8 +581,10 @@ grpc::ServerUnaryReactor* TraceAgentService::UploadArtifact(
     grpc::CallbackServerContext* ctx, const v1::UploadArtifactRequest* req,
     v1::UploadArtifactResponse* resp) {
   LABTRACE_ALLOW("UploadArtifact", Role::kControl);
-  // A transfer: it takes a download slot (busy answers when all are taken).
-  return Run(ctx, &pools_->downloads, "UploadArtifact",
+  // Long and blocking, like a step command: it takes a command thread (busy
+  // answers when all are taken), never a download thread, which streams
+  // chunks and must not be held for minutes.
+  return Run(ctx, &pools_->commands, "UploadArtifact",
              [this, ctx, req, resp, caller] {
                // The audit names where the bytes go (host, not the signature).
                std::string where;

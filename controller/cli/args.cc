@@ -31,6 +31,8 @@ const char kCommonFlags[] = R"(Common flags:
   --connect-timeout D  Give up connecting after D. Default 3s (inventory
                        defaults.connect_timeout).
   --json               Machine-readable output on stdout.
+  --no-compress        Downloads (fetch, stop --collect, run) without zstd on
+                       the wire (default: compressed; the files are the same).
 )";;
 
 const std::vector<CommandSpec>& Commands() {
@@ -249,7 +251,7 @@ namespace {
 
 const std::set<std::string> kGlobalValueFlags = {
     "inventory", "hosts", "parallel", "timeout", "connect-timeout"};
-const std::set<std::string> kGlobalBoolFlags = {"json", "help"};
+const std::set<std::string> kGlobalBoolFlags = {"json", "help", "no-compress"};
 
 }  // namespace
 

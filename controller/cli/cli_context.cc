@@ -78,6 +78,7 @@ absl::Status CliContext::Setup() {
     }
   }
   gopts.canceller = &canceller_;
+  gopts.compress_downloads = !args_.Has("no-compress");
   ClientFactory factory = env_.client_factory;
   if (!factory) {
     factory = [gopts](const Host& h) { return MakeGrpcAgentClient(h, gopts); };

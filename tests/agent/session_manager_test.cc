@@ -632,9 +632,9 @@ TEST_F(SessionManagerTest, CancelWithdrawsAPendingStartAndAwaitSaysSo) {
 }
 
 TEST_F(SessionManagerTest, SynchronisedStartLimitsAndShutdown) {
-  v1::StartTraceRequest far = Req("far");
-  *far.mutable_start_at() = ToProtoTimestamp(absl::Now() + absl::Seconds(61));
-  auto refused = manager_->Start(far);
+  v1::StartTraceRequest too_far = Req("too_far");
+  *too_far.mutable_start_at() = ToProtoTimestamp(absl::Now() + absl::Seconds(61));
+  auto refused = manager_->Start(too_far);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("ahead of this agent"));
   // An instant in the past: started at once, answered RUNNING.

@@ -88,5 +88,24 @@ TEST(InventoryTest, ExampleInventoryInDeployParses) {
   EXPECT_GE(inv->hosts.size(), 2u);
 }
 
+TEST(InventoryTest, EgressBlock) {
+  auto inv = ParseInventory(
+      "egress:\n  url: s3://lab/x\n  endpoint: http://rgw:7480\n"
+      "  region: eu-west-1\n  profile: lab\nhosts:\n"
+      "  - {name: a, address: 10.0.0.1}\n",
+      "inv.yaml");
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->egress.url, "s3://lab/x");
+  EXPECT_EQ(inv->egress.endpoint, "http://rgw:7480");
+  EXPECT_EQ(inv->egress.region, "eu-west-1");
+  EXPECT_EQ(inv->egress.profile, "lab");
+  auto bad = ParseInventory(
+      "egress:\n  bucket: x\nhosts:\n  - {name: a, address: 10.0.0.1}\n",
+      "inv.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("inv.yaml:2"), std::string::npos)
+      << bad.status();
+}
+
 }  // namespace
 }  // namespace labtrace::controller

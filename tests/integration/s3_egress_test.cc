@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "controller/egress/s3.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -343,6 +344,63 @@ TEST_F(S3EgressTest, StoppedGatewayThenResume) {
   EXPECT_EQ(traces, 4);
   // The manifest in the store knows all four.
   ASSERT_TRUE(store.contains("resume/rs/manifest.json"));
+}
+
+// The REST mirror's upload: the same operation with a JSON body; the object
+// arrives whole, and a request that covers the file wrongly is refused.
+TEST_F(S3EgressTest, RestUploadToAPresignedUrl) {
+  if (agents_[0]->rest_port() == 0) GTEST_SKIP() << "REST is off";
+  Result s = Labtrace({"start", "rest_up", "--profile", "general", "--run-id",
+                       "restrun", "--hosts", "vm0", "--inventory",
+                       inventory_.string()});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  Result st = Labtrace({"stop", "rest_up", "--hosts", "vm0", "--inventory",
+                        inventory_.string(), "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  json stopped = st.Json();
+  const json artifact = stopped[0]["results"].is_array()
+                            ? stopped[0]["results"][0]["artifact"]
+                            : stopped[0]["artifact"];
+  ASSERT_TRUE(artifact.is_object()) << st.out;
+  const std::string id = artifact["id"];
+  const std::string sha = artifact["sha256"];
+  const std::uint64_t size = std::stoull(artifact["size_bytes"].get<std::string>());
+
+  controller::S3Config cfg;
+  cfg.endpoint = env_["AWS_ENDPOINT_URL"];
+  cfg.region = env_["AWS_REGION"];
+  cfg.access_key = env_["AWS_ACCESS_KEY_ID"];
+  cfg.secret_key = env_["AWS_SECRET_ACCESS_KEY"];
+  controller::S3Client s3(cfg);
+  const std::string key = "rest/" + id + ".etl";
+  const std::string url =
+      s3.PresignPut(env_["LABTRACE_S3_BUCKET"], key, sha, absl::Minutes(10));
+  const std::string rest = "http://127.0.0.1:" +
+                           std::to_string(agents_[0]->rest_port()) +
+                           "/v1/artifacts/" + id + "/upload";
+  json body = {{"parts", {{{"url", url}, {"offset", "0"},
+                           {"length", std::to_string(size)}}}},
+               {"headers", {{"x-amz-meta-sha256", sha}}}};
+  const auto body_file = dir_->path() / "upload.json";
+  testing::WriteTextFile(body_file, body.dump());
+  Result up = Shell("curl -sS -d @" + Quote(body_file.string()) + " " + Quote(rest),
+                    dir_->path());
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  json answer = up.Json();
+  ASSERT_TRUE(answer.contains("parts")) << up.out;
+  json store = Boto3("rest/");
+  ASSERT_TRUE(store.contains(key)) << store.dump();
+  EXPECT_EQ(store[key]["sha256"], sha);
+  EXPECT_EQ(store[key]["meta_sha256"], sha);
+
+  // Parts that do not cover the file: 400 with the reason, nothing sent.
+  body["parts"][0]["length"] = std::to_string(size - 1);
+  testing::WriteTextFile(body_file, body.dump());
+  Result bad = Shell("curl -sS -w '\\n%{http_code}' -d @" +
+                         Quote(body_file.string()) + " " + Quote(rest),
+                     dir_->path());
+  EXPECT_THAT(bad.out, HasSubstr("the parts cover"));
+  EXPECT_THAT(bad.out, HasSubstr("400"));
 }
 
 }  // namespace
