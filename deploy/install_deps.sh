@@ -17,7 +17,8 @@ packages=(build-essential cmake pkg-config
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libyaml-cpp-dev libssl-dev
   nlohmann-json3-dev libboost-dev libzstd-dev libcurl4-openssl-dev
   linux-perf curl openssl python3-grpcio python3-grpc-tools
-  ceph-mon ceph-mgr ceph-osd radosgw ceph-common python3-boto3)
+  ceph-mon ceph-mgr ceph-osd radosgw ceph-common python3-boto3
+  python3-jsonschema python3-lxml)
 for arg in "$@"; do
   case "$arg" in
     --windows-tests)

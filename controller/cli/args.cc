@@ -195,7 +195,8 @@ const std::vector<CommandSpec>& Commands() {
       {"run",
        "run a lab plan: setup, tests, cleanup, each step traced",
        "labtrace run PLAN.yaml --out DIR [--run-id R] [--lease D]\n"
-       "             [--fail-on-lost-events] [--egress s3://BUCKET/PREFIX]\n\n"
+       "             [--fail-on-lost-events] [--egress s3://BUCKET/PREFIX]\n"
+       "             [--junit FILE]\n\n"
        "Runs the plan's setup steps, then its tests, then cleanup (always),\n"
        "each step its own trace operation on every host, then collects the\n"
        "run's files into DIR/<run_id>/<host>/ with "
@@ -212,12 +213,43 @@ const std::vector<CommandSpec>& Commands() {
        "files to object storage (URL/<run_id>/<host>/<file>, with\n"
        "URL/<run_id>/manifest.json); see `labtrace fetch --help` for\n"
        "credentials. Files that did not make it are listed with the command\n"
-       "that resumes them (labtrace fetch --run R --egress URL).\n",
-       {"out", "run-id", "lease", "egress"},
+       "that resumes them (labtrace fetch --run R --egress URL).\n"
+       "--junit FILE: also writes JUnit XML for CI test reporters: one\n"
+       "testcase per step and host (classname = phase, name = step@host),\n"
+       "failures with the agent's message and exit code, the step's log in\n"
+       "system-out, and each trace file attached ([[ATTACHMENT|path]] lines\n"
+       "and <property name=\"attachment\"> entries; paths relative to FILE's\n"
+       "folder when the run folder is below it).\n",
+       {"out", "run-id", "lease", "egress", "junit"},
        {"fail-on-lost-events"},
        1,
        absl::Minutes(1),
        &RunCommand},
+      {"exec",
+       "run one command on the hosts under its own trace, and collect it",
+       "labtrace exec NAME [--profile P] [--collect DIR] [--run-id R]\n"
+       "              [--timeout D] [--hosts EXPR] -- COMMAND [ARGS...]\n\n"
+       "The one-liner for a CI step: on every selected agent, starts trace\n"
+       "NAME, runs COMMAND (which must be on the agent's allow-list,\n"
+       "exec.allow), stops the trace when it ends, and keeps its output as a\n"
+       "log artifact. Each host's output is printed as that host finishes,\n"
+       "prefixed with the host's name when there are several hosts.\n"
+       "--profile P: default \"default\" if the agent has it, else its first.\n"
+       "--collect DIR: downloads the trace and log to DIR/<run>/<host>/,\n"
+       "verified. --run-id R: default exec-<NAME>-<UTC stamp>.\n"
+       "--timeout D: the command's time limit (default 10m).\n"
+       "Exit code: with one host, the command's own exit code (or the usual\n"
+       "codes if it could not run: 3 unreachable, 4 failed to start); with\n"
+       "several, 0 if all exited 0, else 4 (3 if a host was unreachable).\n"
+       "Examples:\n"
+       "  labtrace exec unit_tests --hosts vm3 --collect ./traces -- \\\n"
+       "      C:\\lab\\run_tests.exe --suite unit\n"
+       "  labtrace exec smoke --profile cpu -- /usr/bin/make check\n",
+       {"profile", "collect", "run-id"},
+       {},
+       1,
+       absl::Minutes(10),
+       &ExecCommand},
       {"inspect",
        "check local trace files (.etl, .perf.data): lost events, truncation",
        "labtrace inspect FILE... [--json]\n\n"
@@ -297,6 +329,11 @@ absl::StatusOr<Args> ParseArgs(int argc, const char* const* argv) {
   rest = std::move(after);
   for (i = 0; i < rest.size(); ++i) {
     const std::string& arg = rest[i];
+    if (arg == "--") {
+      a.trailing.assign(rest.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                        rest.end());
+      break;
+    }
     if (arg == "--help" || arg == "-h") {
       a.help = true;
       continue;

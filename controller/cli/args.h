@@ -38,6 +38,8 @@ struct Args {
   std::map<std::string, std::vector<std::string>> values;
   std::set<std::string> flags;
   std::vector<std::string> positional;
+  // Everything after a bare "--" (exec's command line), taken as it is.
+  std::vector<std::string> trailing;
   bool help = false;
 
   std::string Get(const std::string& k, const std::string& def = "") const {

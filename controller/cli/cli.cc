@@ -53,6 +53,7 @@ int RunCli(int argc, const char* const* argv, const CliEnvironment& env) {
   const bool from_store =
       std::string(command.name) == "fetch" && args->HasValue("from");
   CliContext ctx(env, std::move(*args));
+  ctx.set_command_line(std::vector<std::string>(argv, argv + argc));
   if (command.needs_hosts && !from_store) {
     if (absl::Status s = ctx.Setup(); !s.ok()) {
       *env.err << "labtrace: " << s.message() << "\n";

@@ -52,6 +52,9 @@ class CliContext {
   const FanOutOptions& fan() const { return fan_; }
   const std::optional<Plan>& plan() const { return plan_; }
   void set_plan(Plan plan) { plan_ = std::move(plan); }
+  // The command line as typed (manifests and reports record it).
+  const std::vector<std::string>& command_line() const { return command_line_; }
+  void set_command_line(std::vector<std::string> c) { command_line_ = std::move(c); }
   bool interrupted() const { return interrupted_.load(); }
 
   // A plan run in progress receives Ctrl-C as RequestStop (cleanup and
@@ -106,6 +109,7 @@ class CliContext {
   const Args args_;
   const bool json_;
   Inventory inventory_;
+  std::vector<std::string> command_line_;
   std::vector<Host> hosts_;
   std::optional<Plan> plan_;
   FanOutOptions fan_;

@@ -1,7 +1,8 @@
 // The `labtrace` commands, one function each, grouped by file:
 // session_commands.cc (info, status, start, stop, cancel, stop-all,
 // unfence, keepalive), artifact_commands.cc (artifacts, fetch, inspect),
-// run_command.cc (run). Each returns the process exit code.
+// run_command.cc (run), exec_command.cc (exec). Each returns the
+// process exit code.
 
 #ifndef LABTRACE_CONTROLLER_CLI_COMMANDS_H_
 #define LABTRACE_CONTROLLER_CLI_COMMANDS_H_
@@ -22,6 +23,7 @@ int ArtifactsCommand(CliContext& ctx);
 int FetchCommand(CliContext& ctx);
 int InspectCommand(CliContext& ctx);
 int RunCommand(CliContext& ctx);
+int ExecCommand(CliContext& ctx);
 
 }  // namespace labtrace::controller
 

@@ -9,6 +9,9 @@
 #include "controller/cli/commands.h"
 #include "controller/cli/egress_commands.h"
 #include "controller/cli/run_summary.h"
+#include "controller/fleet/exit_codes.h"
+#include "controller/report/junit.h"
+#include "nlohmann/json.hpp"
 
 namespace labtrace::controller {
 
@@ -48,6 +51,7 @@ int RunCommand(CliContext& ctx) {
   o.show_progress = ctx.env().err_is_terminal && !ctx.json();
   o.fail_on_lost_events = args.Has("fail-on-lost-events");
   o.log = &ctx.err();
+  o.command_line = ctx.command_line();
   std::unique_ptr<S3Client> s3;
   if (args.HasValue("egress")) {
     absl::StatusOr<std::unique_ptr<S3Client>> opened =
@@ -65,13 +69,30 @@ int RunCommand(CliContext& ctx) {
   ctx.SetRunner(&runner);
   RunResult r = runner.Run();
   ctx.SetRunner(nullptr);
+  int code = r.exit_code;
+  if (const std::string junit = args.Get("junit"); !junit.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(r.run_dir / "manifest.json");
+    nlohmann::json m = text.ok() ? nlohmann::json::parse(*text, nullptr, false)
+                                 : nlohmann::json();
+    absl::Status w =
+        m.is_object() ? WriteJUnit(m, r.run_dir, PathFromUtf8(junit))
+                      : absl::FailedPreconditionError("no readable manifest");
+    if (!w.ok()) {
+      ctx.err() << "labtrace run: cannot write --junit " << junit << ": "
+                << w.message() << "\n";
+      code = WorstExit(code, kExitFailed);
+    }
+  }
   if (ctx.json()) {
     absl::StatusOr<std::string> m = ReadFile(r.run_dir / "manifest.json");
     ctx.out() << (m.ok() ? *m : "{}\n");
   } else {
     PrintRunSummary(r, ctx.out());
+    if (!args.Get("junit").empty()) {
+      ctx.out() << "junit:     " << args.Get("junit") << "\n";
+    }
   }
-  return r.exit_code;
+  return code;
 }
 
 }  // namespace labtrace::controller

@@ -156,6 +156,7 @@ RunResult PlanRunner::Run() {
           ? absl::StrCat(plan_.run, "-", FileStamp(result_.started))
           : options_.run_id;
   result_.run_dir = options_.out_dir / result_.run_id;
+  result_.command_line = options_.command_line;
   std::thread lease_keeper;
   if (options_.lease > absl::ZeroDuration()) {
     lease_keeper = std::thread([this] { KeepLeases(); });
@@ -610,13 +611,19 @@ absl::Status WriteRunManifest(const Plan& plan, const RunResult& r,
                               const std::filesystem::path& path) {
   using nlohmann::json;
   json m;
+  // Bumped when a field changes meaning or goes away (additions keep it);
+  // controller/report/manifest.schema.json describes this version.
+  m["schema_version"] = kManifestSchemaVersion;
+  m["labtrace_version"] = LABTRACE_VERSION;
   m["run_id"] = r.run_id;
+  m["command_line"] = r.command_line;
   m["plan"] = {
       {"run", plan.run},
       {"source", plan.source},
       {"keep", plan.keep == KeepPolicy::kOnFailure ? "on-failure" : "always"}};
   m["started_at"] = Rfc3339(r.started);
   m["ended_at"] = Rfc3339(r.ended);
+  m["duration_s"] = absl::ToDoubleSeconds(r.ended - r.started);
   m["interrupted"] = r.interrupted;
   m["exit_code"] = r.exit_code;
   m["lost_hosts"] = r.lost_hosts;

@@ -74,6 +74,7 @@ struct StepResult {
 
 struct RunResult {
   std::string run_id;
+  std::vector<std::string> command_line;
   std::filesystem::path run_dir;
   absl::Time started;
   absl::Time ended;
@@ -110,6 +111,8 @@ struct PlanRunOptions {
   // collecting them; the manifest goes there too (and stays in out_dir).
   S3Client* egress = nullptr;
   S3Location egress_location;
+  // Recorded in the manifest.
+  std::vector<std::string> command_line;
 };
 
 class PlanRunner {
@@ -149,6 +152,8 @@ class PlanRunner {
   absl::Mutex lease_mu_;
   bool leases_done_ ABSL_GUARDED_BY(lease_mu_) = false;
 };
+
+inline constexpr int kManifestSchemaVersion = 1;
 
 // Writes manifest.json for a run (also used by tests to check the format).
 absl::Status WriteRunManifest(const Plan& plan, const RunResult& result,

@@ -128,9 +128,11 @@ class FleetTest : public ::testing::Test {
     static int n = 0;
     const auto out = dir_->path() / ("cli_out_" + std::to_string(++n));
     std::string cmd = "exec " + ShellQuote(testing::ControllerBinary());
+    // --inventory before the arguments: after a "--" it would be the
+    // command's (labtrace exec).
+    cmd += " --inventory " + ShellQuote(inventory_.string());
     for (const auto& a : args) cmd += " " + ShellQuote(a);
-    cmd += " --inventory " + ShellQuote(inventory_.string()) + " >" +
-           ShellQuote(out.string());
+    cmd += " >" + ShellQuote(out.string());
     subprocess::Options o;
     o.argv = {"/bin/sh", "-c", cmd};
     o.timeout = timeout;
@@ -324,7 +326,7 @@ TEST_F(FleetTest, PlanRunEndToEndManifestMatchesAgents) {
     listed.insert(f["host"].get<std::string>() + "/" +
                   f["artifact_id"].get<std::string>());
     if (f["backend"] == "wpr") {
-      EXPECT_EQ(f["summary"]["events_lost"], "41");
+      EXPECT_EQ(f["summary"]["events_lost"], 41);  // A number.
     }
   }
   int expected = 0;
@@ -422,6 +424,121 @@ TEST_F(FleetTest, SynchronisedStartAndPlanWithSyncStart) {
   }
 }
 
+// JSON that scripts can trust: the manifest of a real run validates against
+// the schema in the repo (and a manifest with a counter as a string does
+// not); --json prints zeros and falses instead of leaving keys out.
+TEST_F(FleetTest, ManifestMatchesItsJsonSchemaAndJsonPrintsZeros) {
+  subprocess::Options probe;
+  probe.argv = {"/usr/bin/python3", "-c", "import jsonschema"};
+  if (!subprocess::Run(probe).ok())
+    GTEST_SKIP() << "python3-jsonschema is missing (bash deploy/install_deps.sh)";
+  const auto plan = dir_->path() / "schema_plan.yaml";
+  testing::WriteTextFile(plan, PlanFor("vm0,vm2"));
+  const auto out = dir_->path() / "schema_runs";
+  CliResult r = Labtrace(
+      {"run", plan.string(), "--out", out.string(), "--run-id", "schema"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  const auto manifest = out / "schema" / "manifest.json";
+  const auto schema = testing::SourcePath("controller/report/manifest.schema.json");
+  const char* kValidate =
+      "import json, sys, jsonschema\n"
+      "m = json.load(open(sys.argv[1]))\n"
+      "if len(sys.argv) > 3: m['files'][0]['summary']['events_lost'] = '41'\n"
+      "jsonschema.validate(m, json.load(open(sys.argv[2])),\n"
+      "                    format_checker=jsonschema.FormatChecker())\n";
+  subprocess::Options v;
+  v.argv = {"/usr/bin/python3", "-c", kValidate, manifest.string(),
+            schema.string()};
+  subprocess::Result valid = subprocess::Run(v);
+  EXPECT_TRUE(valid.ok()) << valid.output;
+  v.argv.push_back("break-it");
+  subprocess::Result broken = subprocess::Run(v);
+  EXPECT_FALSE(broken.ok());
+  EXPECT_THAT(broken.output, HasSubstr("is not of type 'integer'"));
+
+  json m = json::parse(testing::ReadTextFile(manifest));
+  EXPECT_EQ(m["schema_version"], 1);
+  EXPECT_EQ(m["labtrace_version"], LABTRACE_VERSION);
+  EXPECT_TRUE(m["command_line"].is_array());
+  EXPECT_TRUE(m["files"][0]["size_bytes"].is_number());
+
+  // A running session: zero bytes and false flags are keys with values.
+  v1::StartTraceRequest req;
+  req.set_name("zeros");
+  req.set_profile("general");
+  v1::TraceSession s;
+  ASSERT_TRUE(agents_[0]->stub().StartTrace(Ctx().get(), req, &s).ok());
+  CliResult st = Labtrace({"status", "--hosts", "vm0", "--json"});
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  json j = st.Json();
+  ASSERT_TRUE(j.is_array() && !j.empty()) << st.out;
+  const json& session = j[0]["sessions"][0];
+  EXPECT_TRUE(session.contains("auto_stopped")) << session.dump();
+  EXPECT_EQ(session["auto_stopped"], false);
+  EXPECT_TRUE(session["max_bytes"].is_number()) << session.dump();
+  EXPECT_EQ(session["run_id"], "");
+  EXPECT_EQ(Labtrace({"cancel", "zeros", "--hosts", "vm0"}).exit_code, 0);
+}
+
+// `labtrace exec`: one command under its own trace; one host passes its
+// exit code through, several print prefixed output; --collect fetches the
+// trace and the log; JUnit from a run names every step and host.
+TEST_F(FleetTest, ExecPassesTheExitCodeAndCollects) {
+  const auto out = dir_->path() / "exec_out";
+  CliResult one = Labtrace({"exec", "ex_one", "--hosts", "vm0", "--collect",
+                            out.string(), "--run-id", "exrun", "--",
+                            "/bin/sh", "-c", "echo hello from exec; exit 3"});
+  EXPECT_EQ(one.exit_code, 3) << one.err << one.out;
+  EXPECT_THAT(one.out, HasSubstr("hello from exec"));
+  int etl = 0, log = 0;
+  for (const auto& e : std::filesystem::directory_iterator(out / "exrun" / "vm0")) {
+    etl += e.path().extension() == ".etl";
+    log += e.path().extension() == ".log";
+  }
+  EXPECT_EQ(etl, 1);
+  EXPECT_EQ(log, 1);
+
+  CliResult many = Labtrace({"exec", "ex_many", "--hosts", "vm0,vm2", "--",
+                             "/bin/sh", "-c", "echo hi"});
+  EXPECT_EQ(many.exit_code, 0) << many.err;
+  EXPECT_THAT(many.out, HasSubstr("[vm0] hi"));
+  EXPECT_THAT(many.out, HasSubstr("[vm2] hi"));
+  // vm1 does not allow commands: a clear failure, not a pass.
+  CliResult refused = Labtrace({"exec", "ex_no", "--hosts", "vm1", "--",
+                                "/bin/sh", "-c", "true"});
+  EXPECT_EQ(refused.exit_code, 4) << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr("disabled"));
+  CliResult usage = Labtrace({"exec", "ex_usage", "--hosts", "vm0"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("give the command after --"));
+}
+
+TEST_F(FleetTest, RunWritesJUnitWithTheTraceFilesAttached) {
+  const auto plan = dir_->path() / "junit_plan.yaml";
+  testing::WriteTextFile(plan, PlanFor("vm0,vm2"));
+  const auto out = dir_->path() / "junit_runs";
+  const auto junit = out / "junit.xml";
+  CliResult r = Labtrace({"run", plan.string(), "--out", out.string(),
+                          "--run-id", "ju", "--junit", junit.string()});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  const std::string x = testing::ReadTextFile(junit);
+  // 5 steps x 2 hosts; `failing` fails on both.
+  EXPECT_THAT(x, HasSubstr("tests=\"10\" failures=\"2\" errors=\"0\""));
+  EXPECT_THAT(x, HasSubstr("classname=\"test\" name=\"failing@vm0\""));
+  EXPECT_THAT(x, HasSubstr("type=\"exit code 7\""));
+  EXPECT_THAT(x, HasSubstr("broken"));  // The step's log in system-out.
+  // Every attachment is a file of the run, relative to the JUnit file.
+  int attachments = 0;
+  for (std::size_t at = x.find("[[ATTACHMENT|"); at != std::string::npos;
+       at = x.find("[[ATTACHMENT|", at + 1)) {
+    const std::size_t end = x.find("]]", at);
+    const std::string rel = x.substr(at + 13, end - at - 13);
+    EXPECT_TRUE(std::filesystem::exists(out / rel)) << rel;
+    ++attachments;
+  }
+  EXPECT_EQ(attachments, 2 * 9);  // Per host: 4 traces + 4 logs + 1 trace.
+}
+
 TEST_F(FleetTest, LostEventsCanFailARunAndInspectReportsThem) {
   const auto plan = dir_->path() / "plan_lost.yaml";
   testing::WriteTextFile(plan, R"yaml(
@@ -453,7 +570,8 @@ tests:
   json j = in.Json();
   ASSERT_EQ(j.size(), 1u) << in.out;
   EXPECT_EQ(j[0]["summary"]["logger_name"], "WindowsUpdate_trace_log");
-  EXPECT_EQ(j[0]["summary"]["events_lost"], "41");
+  EXPECT_EQ(j[0]["summary"]["events_lost"], 41);
+  EXPECT_EQ(j[0]["summary"]["buffers_lost"], 0);  // Zeros are printed.
   CliResult missing = Labtrace({"inspect", "/nonexistent.etl"});
   EXPECT_EQ(missing.exit_code, 2);
 }

@@ -364,7 +364,7 @@ TEST_F(S3EgressTest, RestUploadToAPresignedUrl) {
   ASSERT_TRUE(artifact.is_object()) << st.out;
   const std::string id = artifact["id"];
   const std::string sha = artifact["sha256"];
-  const std::uint64_t size = std::stoull(artifact["size_bytes"].get<std::string>());
+  const std::uint64_t size = artifact["size_bytes"].get<std::uint64_t>();
 
   controller::S3Config cfg;
   cfg.endpoint = env_["AWS_ENDPOINT_URL"];
