@@ -3,6 +3,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/etl/etl_providers.h"
 #include "common/etl/etl_summary.h"
 #include "common/perf_data.h"
 #include "common/proto_time.h"
@@ -10,6 +11,13 @@
 namespace labtrace {
 absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
     const std::filesystem::path& path) {
+  return SummarizeTraceFile(path, nullptr);
+}
+
+absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
+    const std::filesystem::path& path,
+    std::vector<v1::ProviderStat>* all_providers) {
+  if (all_providers != nullptr) all_providers->clear();
   const std::string name = PathToUtf8(path.filename());
   const bool etl = absl::EndsWithIgnoreCase(name, ".etl");
   const bool perf = absl::EndsWith(name, ".perf.data") || name == "perf.data";
@@ -19,7 +27,8 @@ absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
     return absl::NotFoundError(absl::StrCat("cannot open ", PathToUtf8(path)));
   v1::TraceSummary s;
   if (etl) {
-    const etl::EtlSummary e = etl::SummarizeEtl(src);
+    etl::ProviderTally tally;
+    const etl::EtlSummary e = etl::SummarizeEtl(src, &tally);
     s.set_format("etl");
     s.set_header_valid(e.header_valid);
     for (const std::string& p : e.problems) s.add_problems(p);
@@ -52,6 +61,25 @@ absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
     for (const std::string& f : e.log_file_mode_flags)
       s.add_log_file_mode_flags(f);
     s.set_compressed_buffers(e.compressed_buffers);
+    const std::vector<etl::ProviderStat> providers = tally.Results();
+    s.set_provider_count(providers.size());
+    s.set_record_bytes(tally.bytes());
+    for (std::size_t i = 0; i < providers.size(); ++i) {
+      const etl::ProviderStat& p = providers[i];
+      v1::ProviderStat x;
+      x.set_key(p.key);
+      x.set_guid(p.guid);
+      x.set_name(p.name);
+      x.set_source(p.source);
+      x.set_events(p.events);
+      x.set_bytes(p.bytes);
+      if (all_providers != nullptr) all_providers->push_back(x);
+      if (i < static_cast<std::size_t>(kTopProviders)) {
+        *s.add_top_providers() = std::move(x);
+      } else if (all_providers == nullptr) {
+        break;
+      }
+    }
   } else {
     const perf::PerfDataSummary p = perf::SummarizePerfData(src);
     s.set_format("perf");

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "labtrace/v1/agent.pb.h"
@@ -17,6 +19,15 @@ namespace labtrace {
 // opened.
 absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
     const std::filesystem::path& path);
+
+// The same, and (ETL) every provider of the file in *all_providers, by
+// bytes descending (the summary keeps only the top 10). One pass.
+absl::StatusOr<std::optional<v1::TraceSummary>> SummarizeTraceFile(
+    const std::filesystem::path& path,
+    std::vector<v1::ProviderStat>* all_providers);
+
+// How many providers TraceSummary.top_providers keeps.
+inline constexpr int kTopProviders = 10;
 
 // "unit_tests on vm3: 41 events lost; raise the buffer count or size in the
 // profile": one line per problem, for warnings.

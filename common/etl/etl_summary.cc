@@ -76,10 +76,11 @@ std::string ReadUtf16(const unsigned char** p, const unsigned char* end) {
   return out;
 }
 
-// Counts records in [data, data + size). Returns false if a record could
-// not be read (the count so far is kept in *count).
+// Counts records in [data, data + size), handing each to `sink` if set.
+// Returns false if a record could not be read (the count so far is kept in
+// *count).
 bool CountRecords(const unsigned char* data, std::size_t size,
-                  std::uint64_t* count, std::string* why) {
+                  std::uint64_t* count, std::string* why, RecordSink* sink) {
   std::size_t p = 0;
   while (p + 4 <= size) {
     if (U32(data + p) == 0xFFFFFFFFu) return true;  // Padding to the end.
@@ -122,7 +123,10 @@ bool CountRecords(const unsigned char* data, std::size_t size,
       return false;
     }
     ++*count;
-    p += (static_cast<std::size_t>(rec) + 7) & ~static_cast<std::size_t>(7);
+    const std::size_t stored =
+        (static_cast<std::size_t>(rec) + 7) & ~static_cast<std::size_t>(7);
+    if (sink != nullptr) sink->OnRecord(data + p, rec, stored);
+    p += stored;
   }
   return true;
 }
@@ -386,7 +390,7 @@ bool DecompressXpressLz77(const unsigned char* in, std::size_t in_size,
   return true;
 }
 
-EtlSummary SummarizeEtl(ByteSource& source) {
+EtlSummary SummarizeEtl(ByteSource& source, RecordSink* sink) {
   EtlSummary s;
   s.file_size = source.size();
   if (s.file_size == 0) {
@@ -477,7 +481,7 @@ EtlSummary SummarizeEtl(ByteSource& source) {
         } else {
           inflate_budget -= expect;
           walked = CountRecords(inflated.data(), inflated.size(),
-                                &s.record_count, &why);
+                                &s.record_count, &why, sink);
         }
       }
     } else {
@@ -490,7 +494,7 @@ EtlSummary SummarizeEtl(ByteSource& source) {
       } else {
         if (pos == 0) ParseLogfileHeader(b, end, &s);
         walked = CountRecords(b + kBufferHeaderSize, end - kBufferHeaderSize,
-                              &s.record_count, &why);
+                              &s.record_count, &why, sink);
       }
     }
     if (pos == 0 && !s.header_valid && (flags & kFlagCompressed)) {

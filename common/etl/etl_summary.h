@@ -5,8 +5,9 @@
 // Parsed: every buffer's WMI_BUFFER_HEADER (walked by BufferSize from offset
 // 0 to the end), the first record's SYSTEM_TRACE_HEADER and the
 // TRACE_LOGFILE_HEADER (32- and 64-bit layouts) with the logger and file
-// names, and every record of every buffer (to count them), including
-// buffers compressed with MS-XCA plain LZ77. Layout notes and known answers:
+// names, and every record of every buffer (to count them, and to hand them
+// to an optional RecordSink), including buffers compressed with MS-XCA plain
+// LZ77. Layout notes and known answers:
 // ../shared/testdata/etl/README.md.
 //
 // The input is untrusted: every read is bounds-checked, loops are bounded by
@@ -111,7 +112,22 @@ struct EtlSummary {
   static std::int64_t FiletimeToUnixNanos(std::uint64_t filetime);
 };
 
-EtlSummary SummarizeEtl(ByteSource& source);
+// Sees every record SummarizeEtl walks, in file order (decompressed
+// records included), e.g. ProviderTally (etl_providers.h) for per-provider
+// events and bytes in the same pass. Called on SummarizeEtl's thread; the
+// bytes are valid only during the call.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  // `record` holds `size` bytes (the size the record's header declares,
+  // >= 4, within the buffer's data; the header type is record[2]).
+  // `stored` is the space it takes in the buffer: size rounded up to 8.
+  virtual void OnRecord(const unsigned char* record, std::size_t size,
+                        std::size_t stored) = 0;
+};
+
+// `sink` (optional) also receives every record counted in record_count.
+EtlSummary SummarizeEtl(ByteSource& source, RecordSink* sink = nullptr);
 
 // MS-XCA plain LZ77 ([MS-XCA] 2.3/2.4). Appends at most `max_output` bytes
 // to *out; false on malformed input (what was decoded so far is kept).

@@ -250,9 +250,24 @@ const std::vector<CommandSpec>& Commands() {
        1,
        absl::Minutes(10),
        &ExecCommand},
+      {"report",
+       "(re)write a run folder's report.html from its manifest",
+       "labtrace report RUN_DIR\n\n"
+       "Writes RUN_DIR/report.html from RUN_DIR/manifest.json (what `labtrace\n"
+       "run` writes after every run): one self-contained file (no network)\n"
+       "with warnings, a summary, a timeline (a lane per host, a bar per\n"
+       "step), a steps x hosts table and every file with size, sha256, lost\n"
+       "events and problems, linked by relative path. No agent needed.\n"
+       "Exit code 2 if RUN_DIR has no manifest.json, 5 if it is unreadable.\n",
+       {},
+       {},
+       1,
+       absl::Seconds(1),
+       &ReportCommand,
+       /*needs_hosts=*/false},
       {"inspect",
        "check local trace files (.etl, .perf.data): lost events, truncation",
-       "labtrace inspect FILE... [--json]\n\n"
+       "labtrace inspect FILE... [--providers] [--json]\n\n"
        "Reads each file locally (no agent needed) and prints what it holds: "
        "for\n"
        ".etl, the session, duration, buffers found/written, events and "
@@ -261,9 +276,13 @@ const std::vector<CommandSpec>& Commands() {
        "buffers included; \"+\" marks a count that could not be completed);\n"
        "for .perf.data, the header, records and lost events. Exit code 5 if\n"
        "any file has a problem (truncated, not closed, lost events, bad "
-       "header).\n",
+       "header).\n"
+       "--providers: for .etl, every provider's events and bytes, largest\n"
+       "first (\"Why is this ETL 2.5 GB?\"): provider name (else GUID; kernel\n"
+       "events by group, e.g. Kernel/DiskIo), where the name came from,\n"
+       "events, bytes, share of the bytes; and the lost events.\n",
        {},
-       {},
+       {"providers"},
        -1,
        absl::Seconds(1),
        &InspectCommand,

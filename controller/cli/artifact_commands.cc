@@ -2,6 +2,7 @@
 // (download them, resumable and verified), inspect (check local files).
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
 #include "common/names.h"
@@ -12,6 +13,7 @@
 #include "controller/cli/egress_commands.h"
 #include "controller/collect/collector.h"
 #include "controller/report/proto_json.h"
+#include "controller/report/provider_warning.h"
 
 namespace labtrace::controller {
 namespace {
@@ -133,14 +135,47 @@ int FetchCommand(CliContext& ctx) {
   return ctx.interrupted() ? kExitInterrupted : code;
 }
 
+namespace {
+
+// inspect --providers: one file's providers, largest first.
+std::string ProviderTable(const std::string& path, const v1::TraceSummary& x,
+                          const std::vector<v1::ProviderStat>& providers) {
+  if (x.format() != "etl") {
+    return absl::StrCat("\n", path, ": no providers (", x.format(),
+                        " file; providers are an ETL notion)\n");
+  }
+  std::string out = absl::StrCat(
+      "\n", path, ": ", providers.size(), " provider(s), ", x.record_count(),
+      x.record_count_complete() ? "" : "+", " events, ",
+      HumanBytes(x.record_bytes()), " of records; lost: ", x.events_lost(),
+      " events, ", x.buffers_lost(), " buffers\n");
+  Table t({"PROVIDER", "SOURCE", "EVENTS", "BYTES", "%"});
+  for (const v1::ProviderStat& p : providers) {
+    const double share = x.record_bytes() == 0
+                             ? 0.0
+                             : 100.0 * static_cast<double>(p.bytes()) /
+                                   static_cast<double>(x.record_bytes());
+    t.AddRow({!p.name().empty() ? p.name() : p.guid(), p.source(),
+              absl::StrCat(p.events()), HumanBytes(p.bytes()),
+              absl::StrFormat("%.1f%%", share)});
+  }
+  absl::StrAppend(&out, t.Render());
+  return out;
+}
+
+}  // namespace
+
 int InspectCommand(CliContext& ctx) {
   Table t({"FILE", "FORMAT", "SIZE", "SESSION", "DURATION", "RECORDS", "LOST",
            "BUFFERS", "OS", "CPUS", "MODE", "PROBLEMS"});
   json j = json::array();
   int code = kExitOk;
+  const bool with_providers = ctx.args().Has("providers");
+  std::string provider_tables;
   for (const std::string& path : ctx.args().positional) {
-    absl::StatusOr<std::optional<v1::TraceSummary>> s =
-        SummarizeTraceFile(PathFromUtf8(path));
+    std::vector<v1::ProviderStat> providers;
+    absl::StatusOr<std::optional<v1::TraceSummary>> s = SummarizeTraceFile(
+        PathFromUtf8(path), with_providers ? &providers : nullptr);
     if (!s.ok() || !s->has_value()) {
       const std::string why =
           !s.ok() ? std::string(s.status().message())
@@ -152,7 +187,17 @@ int InspectCommand(CliContext& ctx) {
     }
     const v1::TraceSummary& x = **s;
     if (!x.problems().empty()) code = WorstExit(code, kExitDataProblem);
-    j.push_back({{"file", path}, {"summary", ProtoJson(x)}});
+    json entry = {{"file", path}, {"summary", ProtoJson(x)}};
+    if (with_providers) {
+      json list = json::array();
+      for (const v1::ProviderStat& p : providers) list.push_back(ProtoJson(p));
+      entry["providers"] = std::move(list);
+      provider_tables += ProviderTable(path, x, providers);
+    }
+    j.push_back(std::move(entry));
+    if (std::optional<std::string> w = ProviderWarning(x)) {
+      ctx.err() << "warning: " << path << ": " << *w << "\n";
+    }
     const bool etl = x.format() == "etl";
     t.AddRow(
         {path, x.format(), HumanBytes(x.file_size()), x.logger_name(),
@@ -169,7 +214,7 @@ int InspectCommand(CliContext& ctx) {
   if (ctx.json()) {
     ctx.out() << j.dump(2) << "\n";
   } else {
-    ctx.out() << t.Render();
+    ctx.out() << t.Render() << provider_tables;
   }
   return code;
 }

@@ -10,6 +10,7 @@
 #include "common/time_util.h"
 #include "common/trace_summary.h"
 #include "controller/collect/collector.h"
+#include "controller/report/provider_warning.h"
 
 namespace labtrace::controller {
 
@@ -139,6 +140,10 @@ void CliContext::WarnAbout(const std::string& host, const v1::Artifact& a) {
   for (const std::string& w : SummaryWarnings(a.summary())) {
     err() << "warning: " << a.session_name() << " on " << host << " ("
           << a.file_name() << "): " << w << "\n";
+  }
+  if (std::optional<std::string> w = ProviderWarning(a.summary())) {
+    err() << "warning: " << a.session_name() << " on " << host << " ("
+          << a.file_name() << "): " << *w << "\n";
   }
   if (a.salvaged()) {
     err() << "warning: " << a.session_name() << " on " << host << " ("

@@ -1,7 +1,7 @@
 // The `labtrace` commands, one function each, grouped by file:
 // session_commands.cc (info, status, start, stop, cancel, stop-all,
 // unfence, keepalive), artifact_commands.cc (artifacts, fetch, inspect),
-// run_command.cc (run), exec_command.cc (exec). Each returns the
+// run_command.cc (run), report_command.cc (report). Each returns the
 // process exit code.
 
 #ifndef LABTRACE_CONTROLLER_CLI_COMMANDS_H_
@@ -24,6 +24,7 @@ int FetchCommand(CliContext& ctx);
 int InspectCommand(CliContext& ctx);
 int RunCommand(CliContext& ctx);
 int ExecCommand(CliContext& ctx);
+int ReportCommand(CliContext& ctx);
 
 }  // namespace labtrace::controller
 

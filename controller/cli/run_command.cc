@@ -10,6 +10,7 @@
 #include "controller/cli/egress_commands.h"
 #include "controller/cli/run_summary.h"
 #include "controller/fleet/exit_codes.h"
+#include "controller/report/html_report.h"
 #include "controller/report/junit.h"
 #include "nlohmann/json.hpp"
 
@@ -70,6 +71,13 @@ int RunCommand(CliContext& ctx) {
   RunResult r = runner.Run();
   ctx.SetRunner(nullptr);
   int code = r.exit_code;
+  // The HTML report, from the manifest just written. A report that cannot
+  // be written is a warning: the run's outcome stands.
+  absl::StatusOr<std::filesystem::path> report = WriteHtmlReport(r.run_dir);
+  if (!report.ok()) {
+    ctx.err() << "labtrace run: warning: no " << kReportFileName << ": "
+              << report.status().message() << "\n";
+  }
   if (const std::string junit = args.Get("junit"); !junit.empty()) {
     absl::StatusOr<std::string> text = ReadFile(r.run_dir / "manifest.json");
     nlohmann::json m = text.ok() ? nlohmann::json::parse(*text, nullptr, false)
@@ -86,11 +94,14 @@ int RunCommand(CliContext& ctx) {
   if (ctx.json()) {
     absl::StatusOr<std::string> m = ReadFile(r.run_dir / "manifest.json");
     ctx.out() << (m.ok() ? *m : "{}\n");
+    // stdout stays one JSON document.
+    if (report.ok()) ctx.err() << "report: " << PathToUtf8(*report) << "\n";
   } else {
     PrintRunSummary(r, ctx.out());
     if (!args.Get("junit").empty()) {
       ctx.out() << "junit:     " << args.Get("junit") << "\n";
     }
+    if (report.ok()) ctx.out() << "report:    " << PathToUtf8(*report) << "\n";
   }
   return code;
 }

@@ -17,6 +17,7 @@
 #include "common/trace_summary.h"
 #include "controller/fleet/exit_codes.h"
 #include "controller/report/proto_json.h"
+#include "controller/report/provider_warning.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 
@@ -222,6 +223,10 @@ RunResult PlanRunner::Run() {
     for (const std::string& w : SummaryWarnings(sum)) {
       result_.warnings.push_back(
           absl::StrCat(f.artifact.session_name(), " on ", f.host, ": ", w));
+    }
+    if (std::optional<std::string> w = ProviderWarning(sum)) {
+      result_.warnings.push_back(
+          absl::StrCat(f.artifact.session_name(), " on ", f.host, ": ", *w));
     }
   }
   if (options_.fail_on_lost_events && result_.lost_events) data_problem = true;

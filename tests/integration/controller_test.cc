@@ -23,6 +23,7 @@ namespace {
 using nlohmann::json;
 using testing::Ctx;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kLive = 5;
 
@@ -572,6 +573,34 @@ tests:
   EXPECT_EQ(j[0]["summary"]["logger_name"], "WindowsUpdate_trace_log");
   EXPECT_EQ(j[0]["summary"]["events_lost"], 41);
   EXPECT_EQ(j[0]["summary"]["buffers_lost"], 0);  // Zeros are printed.
+  // The provider breakdown (tests/common/etl_providers_known_answers.md):
+  // every record belongs to one provider, largest first, in the summary's
+  // top 10 and in inspect --providers.
+  EXPECT_EQ(j[0]["summary"]["top_providers"][0]["name"], "WUTraceLogging");
+  EXPECT_EQ(j[0]["summary"]["provider_count"], 2);
+  CliResult prov = Labtrace({"inspect", etl_file, "--providers", "--json"});
+  json pj = prov.Json();
+  ASSERT_EQ(pj.size(), 1u) << prov.out;
+  const json& list = pj[0]["providers"];
+  ASSERT_EQ(list.size(), 2u) << prov.out;
+  std::uint64_t events = 0, bytes = 0;
+  for (const json& p : list) {
+    events += p["events"].get<std::uint64_t>();
+    bytes += p["bytes"].get<std::uint64_t>();
+  }
+  EXPECT_EQ(events, 82u);
+  EXPECT_EQ(bytes, 23352u);
+  EXPECT_EQ(pj[0]["summary"]["record_bytes"], 23352);
+  EXPECT_EQ(list[0]["name"], "WUTraceLogging");
+  EXPECT_EQ(list[0]["source"], "tracelogging");
+  EXPECT_EQ(list[0]["events"], 80);
+  EXPECT_EQ(list[1]["key"], "kernel:0x00");
+  CliResult table = Labtrace({"inspect", etl_file, "--providers"});
+  EXPECT_THAT(table.out, HasSubstr("WUTraceLogging"));
+  EXPECT_THAT(table.out, HasSubstr("97.5%"));
+  EXPECT_THAT(table.out, HasSubstr("lost: 41 events"));
+  // A small file never draws the "narrow the profile" warning.
+  EXPECT_THAT(table.err, Not(HasSubstr("narrow the profile")));
   CliResult missing = Labtrace({"inspect", "/nonexistent.etl"});
   EXPECT_EQ(missing.exit_code, 2);
 }
