@@ -331,7 +331,11 @@ absl::StatusOr<ObjectInfo> S3Client::Head(const std::string& bucket,
                    absl::StrCat("HEAD s3://", bucket, "/", key));
   }
   ObjectInfo o;
-  absl::SimpleAtoi(got->Header("content-length"), &o.size);
+  if (!absl::SimpleAtoi(got->Header("content-length"), &o.size)) {
+    return absl::DataLossError(absl::StrCat(
+        "HEAD s3://", bucket, "/", key, ": no usable Content-Length (\"",
+        got->Header("content-length"), "\")"));
+  }
   o.sha256 = got->Header("x-amz-meta-sha256");
   o.etag = got->Header("etag");
   return o;
