@@ -55,7 +55,10 @@ class OutputSink {
         take = before >= file_cap_ ? 0
                                    : static_cast<std::size_t>(file_cap_ - before);
       }
-      if (!file_.write(bytes, static_cast<std::streamsize>(take))) {
+      // Flushed with every piece: the file is what a streamed RunCommand
+      // reads while the child runs (and a full disk shows at once).
+      if (!file_.write(bytes, static_cast<std::streamsize>(take)) ||
+          !file_.flush()) {
         file_error_ = "writing the output file failed after " +
                       std::to_string(before) +
                       " bytes (disk full?); only the tail is kept";

@@ -1,5 +1,6 @@
 #include "agent/service/trace_agent_service.h"
 
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -23,6 +24,10 @@ namespace {
 // stream costs the agent far more per byte than it is worth.
 constexpr std::uint32_t kMaxChunkBytes = 2 << 20;
 constexpr std::uint32_t kMinChunkBytes = 4096;
+// RunCommandStreamed: output read ahead of the client at most, and the
+// largest output message.
+constexpr std::size_t kStreamQueueBytes = 1 << 20;
+constexpr std::size_t kOutputPieceBytes = 64 << 10;
 
 template <typename T>
 grpc::Status Assign(absl::StatusOr<T> result, T* out) {
@@ -330,6 +335,107 @@ class TraceAgentService::FetchReactor final
 };
 
 // ---------------------------------------------------------------------------
+// RunCommandStreamed: the messages of one call, written one at a time.
+//
+// The worker (a commands-pool thread) pushes output pieces and the result,
+// then calls End; gRPC's OnWriteDone writes the next. Finish comes once the
+// queue is empty (at once if the client is gone), and the reactor deletes
+// itself in OnDone, which gRPC runs only after Finish: the worker must not
+// touch the stream after End.
+
+class TraceAgentService::CommandStream final
+    : public grpc::ServerWriteReactor<v1::RunCommandEvent> {
+ public:
+  // Queues a message; false (and dropped) if the client is gone.
+  bool Push(v1::RunCommandEvent event) {
+    const v1::RunCommandEvent* write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (broken_) return false;
+      queued_bytes_ += event.output().size();
+      queue_.push_back(std::move(event));  // Keeps &front() valid.
+      if (!writing_) {
+        writing_ = true;
+        write = &queue_.front();
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    return true;
+  }
+
+  // Whether fewer than `bytes` of output wait to be written.
+  bool HasRoom(std::size_t bytes) {
+    absl::MutexLock lock(&mu_);
+    return !broken_ && queued_bytes_ < bytes;
+  }
+
+  // Waits up to `until` for HasRoom(bytes); false if it did not come.
+  bool AwaitRoom(std::size_t bytes, absl::Time until) {
+    absl::MutexLock lock(&mu_);
+    auto room = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return broken_ || queued_bytes_ < bytes;
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&room), until);
+    return !broken_ && queued_bytes_ < bytes;
+  }
+
+  // The last call of the worker: finishes once the queue is written.
+  void End(const grpc::Status& status) {
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+      status_ = status;
+      if (!writing_) {
+        finished_ = true;
+        finish = true;
+      }
+    }
+    if (finish) Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    const v1::RunCommandEvent* write = nullptr;
+    bool finish = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      queued_bytes_ -= queue_.front().output().size();
+      queue_.pop_front();
+      if (!ok) {  // The client went away: nothing more is written.
+        broken_ = true;
+        queue_.clear();
+        queued_bytes_ = 0;
+      }
+      if (!queue_.empty()) {
+        write = &queue_.front();
+      } else {
+        writing_ = false;
+        if (ended_ && !finished_) {
+          finished_ = true;
+          finish = true;
+          status = status_;
+        }
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    if (finish) Finish(status);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Mutex mu_;
+  std::deque<v1::RunCommandEvent> queue_ ABSL_GUARDED_BY(mu_);
+  std::size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+// ---------------------------------------------------------------------------
 
 TraceAgentService::TraceAgentService(TraceAgentServiceOptions options,
                                      SessionManager* manager,
@@ -629,6 +735,90 @@ grpc::ServerUnaryReactor* TraceAgentService::RunCommand(
                               r.status());
                return Assign(std::move(r), resp);
              });
+}
+
+void TraceAgentService::ForwardOutput(CommandStream* stream,
+                                      const std::filesystem::path& file,
+                                      std::uint64_t* offset, bool paced) {
+  send_file::File in;
+  std::string error;
+  // Opened per poll, so the runner can move the finished log into the
+  // store (Windows refuses to move a file that is open without sharing).
+  if (!in.Open(file, &error)) return;
+  std::string piece;
+  for (;;) {
+    if (paced ? !stream->AwaitRoom(kStreamQueueBytes,
+                                   absl::Now() + options_.download_stall_timeout)
+              : !stream->HasRoom(kStreamQueueBytes)) {
+      if (paced) {
+        spdlog::warn("RunCommandStreamed: the client read nothing for {}; "
+                     "the rest of the output is only in the log artifact",
+                     absl::FormatDuration(options_.download_stall_timeout));
+      }
+      return;
+    }
+    piece.resize(kOutputPieceBytes);
+    const std::int64_t n = in.ReadAt(*offset, piece.data(), piece.size());
+    if (n <= 0) return;
+    v1::RunCommandEvent event;
+    event.set_output(piece.data(), static_cast<std::size_t>(n));
+    *offset += static_cast<std::uint64_t>(n);
+    if (!stream->Push(std::move(event))) return;
+  }
+}
+
+grpc::ServerWriteReactor<v1::RunCommandEvent>*
+TraceAgentService::RunCommandStreamed(grpc::CallbackServerContext* ctx,
+                                      const v1::RunCommandRequest* req) {
+  auto* stream = new CommandStream();
+  Caller caller;
+  if (grpc::Status s = Allow(ctx, "RunCommandStreamed", Role::kAdmin, &caller);
+      !s.ok()) {
+    stream->End(s);
+    return stream;
+  }
+  const bool submitted = pools_->commands.Submit([this, ctx, req, stream,
+                                                  caller] {
+    const std::string target =
+        absl::StrCat(req->trace().name(), " argv=",
+                     QuoteForMessage(absl::StrJoin(req->argv(), " ")));
+    if (absl::Status a =
+            audit_->Begin(caller, ctx->peer(), "RunCommandStreamed", target);
+        !a.ok()) {
+      stream->End(ToGrpcStatus(a));
+      return;
+    }
+    std::uint64_t offset = 0;
+    absl::StatusOr<v1::RunCommandResponse> r = runner_->Run(
+        *req, [ctx] { return ctx->IsCancelled(); },
+        [&](const std::filesystem::path& log) {
+          ForwardOutput(stream, log, &offset, /*paced=*/false);
+        });
+    audit_->Record(caller, ctx->peer(), "RunCommandStreamed", target,
+                   r.status());
+    if (!r.ok()) {
+      stream->End(ToGrpcStatus(r.status()));
+      return;
+    }
+    // The rest, from the stored log (which also holds labtrace's own
+    // closing note), at the client's pace.
+    if (!r->log_artifact().id().empty()) {
+      if (absl::StatusOr<std::filesystem::path> path =
+              store_->PathOf(r->log_artifact().id());
+          path.ok()) {
+        ForwardOutput(stream, *path, &offset, /*paced=*/true);
+      }
+    }
+    v1::RunCommandEvent last;
+    *last.mutable_result() = std::move(*r);
+    stream->Push(std::move(last));
+    stream->End(grpc::Status::OK);
+  });
+  if (!submitted) {
+    ctx->AddTrailingMetadata("labtrace-busy", pools_->commands.name());
+    stream->End(ToGrpcStatus(BusyStatus(pools_->commands, "RunCommandStreamed")));
+  }
+  return stream;
 }
 
 grpc::ServerUnaryReactor* TraceAgentService::KeepAlive(

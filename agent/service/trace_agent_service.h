@@ -9,6 +9,11 @@
 // "agent busy" at once. The emergency calls (StopAllTraces) have a pool of
 // their own, so they get through however busy the agent is.
 //
+// RunCommandStreamed is a write reactor fed by the commands-pool thread that
+// runs the program: the log file is the buffer, read ahead only while fewer
+// than 1 MiB wait to be written, so a slow client costs no memory and never
+// holds the program up.
+//
 // FetchArtifact is a write reactor: a pool thread reads the next chunk only
 // after the previous write completed, so a slow client costs no thread, and
 // a watchdog cancels a stream whose client has read nothing for
@@ -99,6 +104,9 @@ class TraceAgentService final : public v1::TraceAgent::CallbackService {
   grpc::ServerUnaryReactor* RunCommand(grpc::CallbackServerContext* ctx,
                                        const v1::RunCommandRequest* req,
                                        v1::RunCommandResponse* resp) override;
+  grpc::ServerWriteReactor<v1::RunCommandEvent>* RunCommandStreamed(
+      grpc::CallbackServerContext* ctx,
+      const v1::RunCommandRequest* req) override;
   grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* ctx,
                                       const v1::KeepAliveRequest* req,
                                       v1::KeepAliveResponse* resp) override;
@@ -111,6 +119,14 @@ class TraceAgentService final : public v1::TraceAgent::CallbackService {
 
  private:
   class FetchReactor;
+  class CommandStream;
+
+  // RunCommandStreamed: sends what `file` holds past *offset. Unpaced
+  // (while the program runs): only while the stream's queue has room.
+  // Paced (the finished log): waits for the client, giving up the rest if
+  // it reads nothing for download_stall_timeout.
+  void ForwardOutput(CommandStream* stream, const std::filesystem::path& file,
+                     std::uint64_t* offset, bool paced);
 
   // OK and *caller filled if the call may proceed; else the gRPC status
   // (UNAUTHENTICATED / PERMISSION_DENIED) to return, the refusal audited.

@@ -65,7 +65,8 @@ std::vector<v1::StoppedCommand> CommandRunner::KillAll(const std::string& why,
 }
 
 absl::StatusOr<v1::RunCommandResponse> CommandRunner::Run(
-    const v1::RunCommandRequest& req, const std::function<bool()>& cancelled) {
+    const v1::RunCommandRequest& req, const std::function<bool()>& cancelled,
+    const std::function<void(const std::filesystem::path&)>& on_poll) {
   if (!config_.enabled) {
     return absl::FailedPreconditionError(
         "running commands is disabled on this agent (set exec.enabled and "
@@ -157,6 +158,7 @@ absl::StatusOr<v1::RunCommandResponse> CommandRunner::Run(
     const absl::Time deadline = started + timeout;
     while (!result) {
       result = process.Wait(kPoll);
+      if (on_poll) on_poll(log_file);
       if (result) break;
       if (entry->kill.load()) {
         result = process.Kill();

@@ -48,9 +48,14 @@ class CommandRunner {
   // not allow-listed, InvalidArgument for a bad trace name or timeout; with
   // `strict`, the trace's start error. Otherwise OK with the outcome (a
   // program that fails is an OK call with a non-zero exit code).
+  // `on_poll`, if set, is called with the log file's path every poll while
+  // the program runs (the file grows as output arrives; it is flushed with
+  // every piece), from this thread; it must not block for long. The log is
+  // moved into the store once the program has ended.
   absl::StatusOr<v1::RunCommandResponse> Run(
       const v1::RunCommandRequest& request,
-      const std::function<bool()>& cancelled);
+      const std::function<bool()>& cancelled,
+      const std::function<void(const std::filesystem::path&)>& on_poll = {});
 
   // Ends every running program (killed, its log kept, its trace stopped by
   // its own Run) and returns which; waits up to `wait` for them to be gone.

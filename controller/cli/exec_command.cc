@@ -1,7 +1,7 @@
 // `labtrace exec NAME -- COMMAND...`: one command on the selected agents
-// under its own trace (RunCommand with a trace), its output printed per
-// host as each finishes, its exit code passed through for one host, and
-// optionally the trace and log collected.
+// under its own trace (RunCommandStreamed with a trace), its output printed
+// as it arrives, its exit code passed through for one host, and optionally
+// the trace and log collected.
 
 #include <mutex>
 
@@ -17,6 +17,12 @@
 #include "controller/report/proto_json.h"
 
 namespace labtrace::controller {
+namespace {
+
+// With several hosts, a line longer than this is printed in pieces.
+constexpr std::size_t kMaxLineBytes = 64 << 10;
+
+}  // namespace
 
 int ExecCommand(CliContext& ctx) {
   const Args& args = ctx.args();
@@ -66,18 +72,41 @@ int ExecCommand(CliContext& ctx) {
             ToProtoDuration(limit + absl::Minutes(5));
         for (const std::string& a : args.trailing) req.add_argv(a);
         *req.mutable_timeout() = ToProtoDuration(limit);
-        absl::StatusOr<v1::RunCommandResponse> r = c.RunCommand(req, deadline);
-        if (r.ok() && !ctx.json()) {
-          // Printed as each host finishes (the agent returns the output's
-          // last 4 KiB; the whole of it is the log artifact).
+        // The output as it arrives: raw for one host; whole lines, prefixed
+        // with the host, for several (so hosts never interleave mid-line).
+        const std::string prefix =
+            several ? absl::StrCat("[", host.name, "] ") : std::string();
+        std::string pending;
+        bool at_line_start = true;
+        auto print = [&](absl::string_view piece, bool end) {
+          if (ctx.json()) return;  // stdout is one JSON document.
           std::lock_guard<std::mutex> lock(out_mu);
-          for (absl::string_view line :
-               absl::StrSplit(r->output_tail(), '\n', absl::SkipEmpty())) {
-            ctx.out() << (several ? absl::StrCat("[", host.name, "] ") : "")
-                      << line << "\n";
+          if (!several) {
+            ctx.out() << piece;
+            if (!piece.empty()) at_line_start = piece.back() == '\n';
+            if (end && !at_line_start) ctx.out() << "\n";
+            ctx.out().flush();
+            return;
+          }
+          pending.append(piece.data(), piece.size());
+          std::size_t start = 0;
+          for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos;
+               start = nl + 1) {
+            ctx.out() << prefix
+                      << absl::string_view(pending).substr(start, nl - start)
+                      << "\n";
+          }
+          pending.erase(0, start);
+          // A line that never ends, or the end of the output.
+          if (!pending.empty() && (end || pending.size() > kMaxLineBytes)) {
+            ctx.out() << prefix << pending << "\n";
+            pending.clear();
           }
           ctx.out().flush();
-        }
+        };
+        absl::StatusOr<v1::RunCommandResponse> r = c.RunCommandStreamed(
+            req, deadline, [&](const std::string& piece) { print(piece, false); });
+        print("", true);
         return r;
       });
 

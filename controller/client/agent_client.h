@@ -55,6 +55,16 @@ class AgentClient {
       const std::string& id, absl::Time deadline) = 0;
   virtual absl::StatusOr<v1::RunCommandResponse> RunCommand(
       const v1::RunCommandRequest& req, absl::Time deadline) = 0;
+  // RunCommand with the output as it comes: `output` gets every piece in
+  // order (stdout and stderr merged) while the program runs. Agents without
+  // RunCommandStreamed (and fakes) get RunCommand, and `output` its tail.
+  virtual absl::StatusOr<v1::RunCommandResponse> RunCommandStreamed(
+      const v1::RunCommandRequest& req, absl::Time deadline,
+      const std::function<void(const std::string&)>& output) {
+    absl::StatusOr<v1::RunCommandResponse> r = RunCommand(req, deadline);
+    if (r.ok() && !r->output_tail().empty()) output(r->output_tail());
+    return r;
+  }
   virtual absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(
       const v1::UploadArtifactRequest& req, absl::Time deadline) {
     return absl::UnimplementedError("UploadArtifact");

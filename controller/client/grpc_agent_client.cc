@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -224,6 +225,51 @@ class GrpcAgentClient final : public AgentClient {
         [this](grpc::ClientContext* c, const auto& r, auto* o) {
           return stub_->RunCommand(c, r, o);
         });
+  }
+  absl::StatusOr<v1::RunCommandResponse> RunCommandStreamed(
+      const v1::RunCommandRequest& req, absl::Time deadline,
+      const std::function<void(const std::string&)>& output) override {
+    absl::Duration backoff = absl::Milliseconds(100);
+    for (;;) {
+      if (absl::Status s = Connect(deadline); !s.ok()) return s;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(deadline));
+      if (!host_.token.empty()) {
+        ctx.AddMetadata("authorization", "Bearer " + host_.token);
+      }
+      Registration reg(options_.canceller, &ctx);
+      std::unique_ptr<grpc::ClientReader<v1::RunCommandEvent>> reader =
+          stub_->RunCommandStreamed(&ctx, req);
+      v1::RunCommandEvent event;
+      std::optional<v1::RunCommandResponse> result;
+      bool any = false;
+      while (reader->Read(&event)) {
+        any = true;
+        if (event.has_result()) {
+          result = std::move(*event.mutable_result());
+        } else if (!event.output().empty()) {
+          output(event.output());
+        }
+      }
+      grpc::Status s = reader->Finish();
+      if (s.ok()) {
+        if (result) return *std::move(result);
+        return absl::DataLossError(absl::StrCat(
+            host_.name, ": the agent ended RunCommandStreamed without a result"));
+      }
+      if (!any && s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+        // An agent from before RunCommandStreamed.
+        absl::StatusOr<v1::RunCommandResponse> r = RunCommand(req, deadline);
+        if (r.ok() && !r->output_tail().empty()) output(r->output_tail());
+        return r;
+      }
+      // Busy: nothing ran, so the call may be sent again.
+      if (any || !IsBusy(s) || absl::Now() + backoff >= deadline || Cancelled()) {
+        return FromGrpc(s, host_);
+      }
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
+    }
   }
   absl::StatusOr<v1::KeepAliveResponse> KeepAlive(
       const v1::KeepAliveRequest& req, absl::Time deadline) override {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/proto_time.h"
 #include "common/zstd_codec.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -547,6 +548,168 @@ TEST_F(AgentExecTest, AllowListedProgramRunsUnderItsTrace) {
   EXPECT_TRUE(r.trace_artifact().id().empty());
   s = Run({"/bin/sh", "-c", "echo ran"}, &r, "broken", 0, /*strict=*/true);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// RunCommandStreamed: what one call delivered.
+struct Streamed {
+  std::string output;                  // Every output piece, in order.
+  std::vector<double> piece_seconds;   // When each piece came (since start).
+  double result_seconds = -1;          // When the result came.
+  v1::RunCommandResponse result;
+  grpc::Status status;
+};
+
+// Reads a RunCommandStreamed call; sleeps `stall` after the first piece (a
+// slow reader). Bounded by the context's deadline.
+Streamed ReadStreamed(v1::TraceAgent::Stub& stub, const v1::RunCommandRequest& req,
+                      std::chrono::milliseconds stall = {}) {
+  Streamed out;
+  auto ctx = Ctx(std::chrono::seconds(90));
+  const auto start = std::chrono::steady_clock::now();
+  auto since = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+        .count();
+  };
+  auto reader = stub.RunCommandStreamed(ctx.get(), req);
+  v1::RunCommandEvent e;
+  while (reader->Read(&e)) {
+    if (e.has_result()) {
+      out.result = e.result();
+      out.result_seconds = since();
+      continue;
+    }
+    out.output += e.output();
+    out.piece_seconds.push_back(since());
+    if (out.piece_seconds.size() == 1 && stall.count() > 0) {
+      std::this_thread::sleep_for(stall);
+    }
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+std::string FetchAll(v1::TraceAgent::Stub& stub, const std::string& id) {
+  auto ctx = Ctx();
+  v1::FetchArtifactRequest req;
+  req.set_artifact_id(id);
+  auto reader = stub.FetchArtifact(ctx.get(), req);
+  std::string bytes;
+  v1::ArtifactChunk c;
+  while (reader->Read(&c)) bytes += c.data();
+  EXPECT_TRUE(reader->Finish().ok());
+  return bytes;
+}
+
+v1::RunCommandRequest CommandRequest(const std::string& name,
+                                     std::vector<std::string> argv) {
+  v1::RunCommandRequest req;
+  req.mutable_trace()->set_name(name);
+  req.mutable_trace()->set_profile("general");
+  req.mutable_trace()->set_run_id("r1");
+  for (auto& a : argv) req.add_argv(std::move(a));
+  return req;
+}
+
+TEST_F(AgentExecTest, StreamedOutputArrivesWhileTheProgramRuns) {
+  Launch("exec:\n  enabled: true\n  allow: [/bin/sh]\n");
+  Streamed r = ReadStreamed(
+      agent_->stub(),
+      CommandRequest("streamed", {"/bin/sh", "-c",
+                                  "echo first; sleep 2; echo second >&2; exit 4"}));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  ASSERT_GE(r.result_seconds, 0) << "no result message";
+  EXPECT_EQ(r.result.exit_code(), 4);
+  EXPECT_EQ(r.output, "first\nsecond\n");
+  ASSERT_FALSE(r.piece_seconds.empty());
+  // "first" came while the program still slept (2 s before its end).
+  EXPECT_LT(r.piece_seconds.front(), r.result_seconds - 1.0)
+      << "first piece at " << r.piece_seconds.front() << " s, result at "
+      << r.result_seconds << " s";
+  // The stream is the log artifact, byte for byte.
+  EXPECT_EQ(FetchAll(agent_->stub(), r.result.log_artifact().id()), r.output);
+  EXPECT_FALSE(r.result.trace_artifact().id().empty());
+
+  // The same rules as RunCommand: not allowed, not run.
+  Streamed refused =
+      ReadStreamed(agent_->stub(), CommandRequest("nope", {"/bin/echo", "x"}));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(refused.output.empty());
+}
+
+// A reader that stops reading for a while: the program runs at full speed
+// (the agent reads ahead from the log file, at most 1 MiB in memory), and
+// every byte still arrives, in order.
+TEST_F(AgentExecTest, SlowStreamReaderGetsEveryByteAndNeverHoldsTheProgramUp) {
+  Launch("exec:\n  enabled: true\n  allow: [/bin/sh]\n");
+  // 7.5 MB of numbered lines, as fast as seq writes them.
+  Streamed r = ReadStreamed(
+      agent_->stub(),
+      CommandRequest("chatty", {"/bin/sh", "-c",
+                                "seq -f 'line %09g of output' 1 300000"}),
+      std::chrono::milliseconds(5000));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.result.exit_code(), 0);
+  const std::string log = FetchAll(agent_->stub(), r.result.log_artifact().id());
+  EXPECT_EQ(log.size(), 300000u * 25);  // "line 000000001 of output\n"
+  EXPECT_TRUE(r.output == log) << "streamed " << r.output.size()
+                               << " bytes, log " << log.size();
+  // The program was not held up by the 5 s the reader slept.
+  EXPECT_LT(absl::ToDoubleSeconds(FromProtoDuration(r.result.duration())), 4.0);
+  EXPECT_GT(r.piece_seconds.size(), 10u);
+}
+
+// The caller goes away: the program is killed (as with RunCommand), its
+// log and trace kept.
+TEST_F(AgentExecTest, CancelledStreamKillsTheProgram) {
+  Launch("exec:\n  enabled: true\n  allow: [/bin/sh]\n");
+  {
+    auto ctx = Ctx(std::chrono::seconds(60));
+    auto reader = agent_->stub().RunCommandStreamed(
+        ctx.get(), CommandRequest("doomed", {"/bin/sh", "-c",
+                                             "echo started; exec sleep 60"}));
+    v1::RunCommandEvent e;
+    ASSERT_TRUE(reader->Read(&e));
+    EXPECT_EQ(e.output(), "started\n");
+    ctx->TryCancel();
+    while (reader->Read(&e)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // The log appears once Run has returned, which only a kill allows before
+  // the minute is up.
+  std::string log;
+  for (int i = 0; i < 200 && log.empty(); ++i) {
+    v1::ListArtifactsRequest req;
+    v1::ListArtifactsResponse resp;
+    ASSERT_TRUE(agent_->stub().ListArtifacts(Ctx().get(), req, &resp).ok());
+    for (const v1::Artifact& a : resp.artifacts()) {
+      if (a.session_name() == "doomed" && a.backend() == "exec") {
+        log = FetchAll(agent_->stub(), a.id());
+      }
+    }
+    if (log.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(log, HasSubstr("started"));
+  EXPECT_THAT(log, HasSubstr("cancelled"));
+}
+
+// The agent dies mid-stream (kill -9): the reader gets an error at once,
+// not a hang.
+TEST_F(AgentExecTest, AgentKilledMidStreamEndsTheReader) {
+  Launch("exec:\n  enabled: true\n  allow: [/bin/sh]\n");
+  auto ctx = Ctx(std::chrono::seconds(60));
+  auto reader = agent_->stub().RunCommandStreamed(
+      ctx.get(),
+      CommandRequest("orphan", {"/bin/sh", "-c", "echo up; exec sleep 60"}));
+  v1::RunCommandEvent e;
+  ASSERT_TRUE(reader->Read(&e));
+  const auto start = std::chrono::steady_clock::now();
+  agent_->Crash();
+  while (reader->Read(&e)) {
+  }
+  const grpc::Status s = reader->Finish();
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
 }
 
 }  // namespace

@@ -481,6 +481,36 @@ TEST_F(FleetTest, ManifestMatchesItsJsonSchemaAndJsonPrintsZeros) {
   EXPECT_EQ(Labtrace({"cancel", "zeros", "--hosts", "vm0"}).exit_code, 0);
 }
 
+// `labtrace exec` prints the output as it arrives: "early" is on the
+// terminal while the command still sleeps.
+TEST_F(FleetTest, ExecStreamsOutputWhileTheCommandRuns) {
+  subprocess::Options o;
+  o.argv = {testing::ControllerBinary(), "--inventory", inventory_.string(),
+            "exec", "ex_stream", "--hosts", "vm0,vm2", "--",
+            "/bin/sh", "-c", "echo early; sleep 4; echo late"};
+  o.output_cap = 1 << 20;
+  subprocess::Process p;
+  std::string error;
+  ASSERT_TRUE(p.Start(o, &error)) << error;
+  bool early_while_running = false;
+  std::optional<subprocess::Result> r;
+  for (int i = 0; i < 300 && !r; ++i) {  // 30 s at most.
+    const std::string out = p.output();
+    if (out.find("[vm2] early") != std::string::npos &&
+        out.find("[vm0] early") != std::string::npos) {
+      early_while_running = out.find("late") == std::string::npos;
+      break;
+    }
+    r = p.Wait(std::chrono::milliseconds(100));
+  }
+  if (!r) r = p.Wait(std::chrono::seconds(60));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->exit_code, 0) << r->output;
+  EXPECT_TRUE(early_while_running) << r->output;
+  EXPECT_THAT(r->output, HasSubstr("[vm0] late\n"));
+  EXPECT_THAT(r->output, HasSubstr("[vm2] late\n"));
+}
+
 // `labtrace exec`: one command under its own trace; one host passes its
 // exit code through, several print prefixed output; --collect fetches the
 // trace and the log; JUnit from a run names every step and host.
