@@ -246,9 +246,10 @@ TEST_F(FaultTest, KillDashNineMidStopKeepsTheFile) {
   EXPECT_EQ(v.matching, v.listed) << absl::StrJoin(v.problems, "\n");
 }
 
-// The emergency gets through: 40 step commands of a minute, 40 downloads
-// whose clients stopped reading, 50 slowloris REST connections and 31 open
-// server-reflection streams (no token needed) do not starve health,
+// The emergency gets through: 40 step commands of a minute (half of them
+// RunCommandStreamed), 40 downloads whose clients stopped reading, 50
+// slowloris REST connections and 31 open server-reflection streams (no
+// token needed) do not starve health,
 // GetTrace, StopTrace, CancelTrace, StopAllTraces and `labtrace stop-all`.
 // StopAllTraces also ends the step commands and reports them.
 TEST_F(FaultTest, EmergencyCallsGetThroughASaturatedAgent) {
@@ -268,7 +269,7 @@ TEST_F(FaultTest, EmergencyCallsGetThroughASaturatedAgent) {
   for (const char* n : {"t1", "t2", "t3"}) ASSERT_TRUE(Start(stub, n, "general").ok());
   const std::string address = agent->address();
 
-  // 40 step commands of 61 s.
+  // 40 step commands of 61 s, half of them streamed.
   const std::string marker = "61.25";
   std::vector<v1::RunCommandResponse> cmd_results(kCommands);
   std::vector<grpc::Status> cmd_status(kCommands);
@@ -298,8 +299,18 @@ TEST_F(FaultTest, EmergencyCallsGetThroughASaturatedAgent) {
       req.mutable_trace()->set_name(absl::StrCat("step", k));
       req.add_argv("/bin/sleep");
       req.add_argv(marker);
-      cmd_status[k] = s->RunCommand(ReadyCtx(std::chrono::seconds(120)).get(),
-                                    req, &cmd_results[k]);
+      if (k % 2 == 0) {
+        cmd_status[k] = s->RunCommand(
+            ReadyCtx(std::chrono::seconds(120)).get(), req, &cmd_results[k]);
+      } else {  // Half of them streamed (RunCommandStreamed).
+        auto ctx = ReadyCtx(std::chrono::seconds(120));
+        auto reader = s->RunCommandStreamed(ctx.get(), req);
+        v1::RunCommandEvent e;
+        while (reader->Read(&e)) {
+          if (e.has_result()) cmd_results[k] = e.result();
+        }
+        cmd_status[k] = reader->Finish();
+      }
       if (!stopping) {
         std::lock_guard<std::mutex> lock(ended_mu);
         ended_early.push_back(absl::StrCat(

@@ -220,9 +220,10 @@ class WindowsAgentTest : public ::testing::Test {
     static int n = 0;
     const auto out = dir_->path() / ("cli_out_" + std::to_string(++n));
     std::string cmd = "exec " + ShellQuote(testing::ControllerBinary());
+    // --inventory first: after a "--" it would be exec's command's.
+    cmd += " --inventory " + ShellQuote(inventory_.string());
     for (const auto& a : args) cmd += " " + ShellQuote(a);
-    cmd += " --inventory " + ShellQuote(inventory_.string()) + " >" +
-           ShellQuote(out.string());
+    cmd += " >" + ShellQuote(out.string());
     subprocess::Options o;
     o.argv = {"/bin/sh", "-c", cmd};
     o.timeout = std::chrono::seconds(300);
@@ -323,6 +324,32 @@ TEST_F(WindowsAgentTest, LabPlanEveryStepItsOwnEtlCollectedAndVerified) {
   std::printf("[ figures ] Windows agent under wine: plan of 4 steps, %d ETL + "
               "%d logs collected and verified in %lld ms\n",
               etl, logs, static_cast<long long>(took.count()));
+}
+
+// `labtrace exec` against the Windows agent: RunCommandStreamed reads the
+// log file while cmd.exe writes it and the runner then moves it into the
+// store (Windows sharing rules); the streamed bytes are the log's bytes.
+TEST_F(WindowsAgentTest, ExecStreamsCmdOutputAndCollectsTheLog) {
+  const auto out = dir_->path() / "exec_out";
+  CliResult r = Labtrace({"exec", "winexec", "--profile", "general",
+                          "--collect", out.string(), "--run-id", "wexec", "--",
+                          "C:\\windows\\system32\\cmd.exe", "/c",
+                          "echo first&& echo second&& exit /b 3"});
+  EXPECT_EQ(r.exit_code, 3) << r.err << r.out << agent_->output();
+  EXPECT_THAT(r.out, HasSubstr("first"));
+  EXPECT_THAT(r.out, HasSubstr("second"));
+  std::string log;
+  int etl = 0;
+  for (const auto& host : std::filesystem::directory_iterator(out / "wexec")) {
+    for (const auto& e : std::filesystem::directory_iterator(host.path())) {
+      if (e.path().extension() == ".log") log = testing::ReadTextFile(e.path());
+      etl += e.path().extension() == ".etl";
+    }
+  }
+  EXPECT_EQ(etl, 1);
+  ASSERT_FALSE(log.empty()) << r.out << r.err;
+  // What was printed is the log, byte for byte (cmd.exe's CRLFs included).
+  EXPECT_EQ(r.out, log);
 }
 
 TEST_F(WindowsAgentTest, RestMirrorWithCurl) {
