@@ -10,6 +10,7 @@
 #include "common/time_util.h"
 #include "controller/egress/egress.h"
 #include "controller/fleet/exit_codes.h"
+#include "controller/report/html_report.h"
 #include "controller/report/proto_json.h"
 #include "controller/report/table.h"
 #include "nlohmann/json.hpp"
@@ -181,7 +182,8 @@ int FetchFromObjectStore(CliContext& ctx) {
                : kExitFailed;
   }
   json m = json::parse(*text, nullptr, false);
-  if (m.is_discarded() || !m.is_object() || !m.contains("files")) {
+  if (m.is_discarded() || !m.is_object() || !m.contains("files") ||
+      !m["files"].is_array()) {
     ctx.err() << "labtrace fetch: " << loc->Url(manifest_key)
               << " is not a labtrace manifest\n";
     return kExitDataProblem;
@@ -192,11 +194,14 @@ int FetchFromObjectStore(CliContext& ctx) {
     std::string host, key, sha256, status, error;
     std::uint64_t size = 0;
     std::filesystem::path path;
+    std::size_t index = 0;  // In the manifest's files.
   };
   std::vector<Item> items;
-  for (const json& f : m["files"]) {
+  for (std::size_t i = 0; i < m["files"].size(); ++i) {
+    const json& f = m["files"][i];
     if (!f.contains("object") || !f["object"].is_object()) continue;
     Item it;
+    it.index = i;
     it.host = f.value("host", "");
     it.key = KeyOf(*loc, f["object"].value("url", ""));
     it.sha256 = f.value("sha256", "");
@@ -256,8 +261,22 @@ int FetchFromObjectStore(CliContext& ctx) {
   worker();
   for (std::thread& t : threads) t.join();
 
-  if (absl::Status w = WriteFileAtomically(dir / "manifest.json", *text); !w.ok()) {
+  // This folder's manifest: the store's, with each file that is now here
+  // at its path (relative, as a run folder's manifest has them), so the
+  // report links to it.
+  for (const Item& it : items) {
+    if (it.status == "downloaded" || it.status == "already_present") {
+      m["files"][it.index]["file"] = PathToUtf8(
+          std::filesystem::path(PathFromUtf8(it.host)) / it.path.filename());
+    }
+  }
+  if (absl::Status w = WriteFileAtomically(dir / "manifest.json", m.dump(2) + "\n");
+      !w.ok()) {
     ctx.err() << "warning: " << w.message() << "\n";
+  } else if (absl::StatusOr<std::filesystem::path> report = WriteHtmlReport(dir);
+             !report.ok()) {
+    ctx.err() << "warning: no " << kReportFileName << ": "
+              << report.status().message() << "\n";
   }
   Table t({"HOST", "FILE", "SIZE", "STATUS", "PATH"});
   json j = json::array();

@@ -77,6 +77,21 @@ int RunCommand(CliContext& ctx) {
   if (!report.ok()) {
     ctx.err() << "labtrace run: warning: no " << kReportFileName << ": "
               << report.status().message() << "\n";
+  } else if (s3 != nullptr) {
+    // Beside the manifest in the store (its links are relative, like the
+    // objects' keys below the run's prefix).
+    const std::string key = o.egress_location.Key(
+        absl::StrCat(r.run_id, "/", kReportFileName));
+    absl::StatusOr<std::string> text = ReadFile(*report);
+    absl::Status put =
+        text.ok() ? s3->PutSmall(o.egress_location.bucket, key, *text,
+                                 "text/html; charset=utf-8")
+                  : text.status();
+    if (!put.ok()) {
+      ctx.err() << "labtrace run: warning: " << kReportFileName
+                << " not uploaded to " << o.egress_location.Url(key) << ": "
+                << put.message() << "\n";
+    }
   }
   if (const std::string junit = args.Get("junit"); !junit.empty()) {
     absl::StatusOr<std::string> text = ReadFile(r.run_dir / "manifest.json");

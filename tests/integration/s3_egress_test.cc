@@ -245,6 +245,7 @@ TEST_F(S3EgressTest, RunUploadsEveryFileAndFetchFromBringsItBack) {
     }
   }
   EXPECT_TRUE(store.contains("ci/eg1/manifest.json"));
+  EXPECT_TRUE(store.contains("ci/eg1/report.html")) << store.dump();
   // Nothing was downloaded by the controller.
   EXPECT_FALSE(std::filesystem::exists(out / "eg1" / "vm0"));
 
@@ -259,6 +260,17 @@ TEST_F(S3EgressTest, RunUploadsEveryFileAndFetchFromBringsItBack) {
     EXPECT_EQ(x["status"], "downloaded") << x.dump();
     EXPECT_EQ(*Sha256File(x["file"].get<std::string>()), x["sha256"]);
   }
+  // The folder's manifest names each downloaded file where it now is, and
+  // the report is rebuilt beside them.
+  json dm = json::parse(testing::ReadTextFile(down / "eg1" / "manifest.json"));
+  ASSERT_EQ(dm["files"].size(), 6u);
+  for (const auto& x : dm["files"]) {
+    const std::string rel = x["file"];
+    EXPECT_FALSE(rel.empty()) << x.dump();
+    EXPECT_TRUE(std::filesystem::is_regular_file(down / "eg1" / rel)) << x.dump();
+  }
+  const std::string html = testing::ReadTextFile(down / "eg1" / "report.html");
+  EXPECT_THAT(html, HasSubstr("eg1"));
   Result again = Labtrace({"fetch", "--from", url + "/eg1", "--out", down.string()});
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_THAT(again.out, HasSubstr("already_present"));
