@@ -1,10 +1,10 @@
-#include "common/file_util.h"
 #include "common/trace_summary.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/etl/etl_providers.h"
 #include "common/etl/etl_summary.h"
+#include "common/file_util.h"
 #include "common/perf_data.h"
 #include "common/proto_time.h"
 

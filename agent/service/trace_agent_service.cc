@@ -747,13 +747,15 @@ void TraceAgentService::ForwardOutput(CommandStream* stream,
   if (!in.Open(file, &error)) return;
   std::string piece;
   for (;;) {
-    if (paced ? !stream->AwaitRoom(kStreamQueueBytes,
-                                   absl::Now() + options_.download_stall_timeout)
-              : !stream->HasRoom(kStreamQueueBytes)) {
+    if (paced
+            ? !stream->AwaitRoom(kStreamQueueBytes,
+                                 absl::Now() + options_.download_stall_timeout)
+            : !stream->HasRoom(kStreamQueueBytes)) {
       if (paced) {
-        spdlog::warn("RunCommandStreamed: the client read nothing for {}; "
-                     "the rest of the output is only in the log artifact",
-                     absl::FormatDuration(options_.download_stall_timeout));
+        spdlog::warn(
+            "RunCommandStreamed: the client read nothing for {}; "
+            "the rest of the output is only in the log artifact",
+            absl::FormatDuration(options_.download_stall_timeout));
       }
       return;
     }
@@ -777,46 +779,47 @@ TraceAgentService::RunCommandStreamed(grpc::CallbackServerContext* ctx,
     stream->End(s);
     return stream;
   }
-  const bool submitted = pools_->commands.Submit([this, ctx, req, stream,
-                                                  caller] {
-    const std::string target =
-        absl::StrCat(req->trace().name(), " argv=",
-                     QuoteForMessage(absl::StrJoin(req->argv(), " ")));
-    if (absl::Status a =
-            audit_->Begin(caller, ctx->peer(), "RunCommandStreamed", target);
-        !a.ok()) {
-      stream->End(ToGrpcStatus(a));
-      return;
-    }
-    std::uint64_t offset = 0;
-    absl::StatusOr<v1::RunCommandResponse> r = runner_->Run(
-        *req, [ctx] { return ctx->IsCancelled(); },
-        [&](const std::filesystem::path& log) {
-          ForwardOutput(stream, log, &offset, /*paced=*/false);
-        });
-    audit_->Record(caller, ctx->peer(), "RunCommandStreamed", target,
-                   r.status());
-    if (!r.ok()) {
-      stream->End(ToGrpcStatus(r.status()));
-      return;
-    }
-    // The rest, from the stored log (which also holds labtrace's own
-    // closing note), at the client's pace.
-    if (!r->log_artifact().id().empty()) {
-      if (absl::StatusOr<std::filesystem::path> path =
-              store_->PathOf(r->log_artifact().id());
-          path.ok()) {
-        ForwardOutput(stream, *path, &offset, /*paced=*/true);
-      }
-    }
-    v1::RunCommandEvent last;
-    *last.mutable_result() = std::move(*r);
-    stream->Push(std::move(last));
-    stream->End(grpc::Status::OK);
-  });
+  const bool submitted =
+      pools_->commands.Submit([this, ctx, req, stream, caller] {
+        const std::string target = absl::StrCat(
+            req->trace().name(),
+            " argv=", QuoteForMessage(absl::StrJoin(req->argv(), " ")));
+        if (absl::Status a = audit_->Begin(caller, ctx->peer(),
+                                           "RunCommandStreamed", target);
+            !a.ok()) {
+          stream->End(ToGrpcStatus(a));
+          return;
+        }
+        std::uint64_t offset = 0;
+        absl::StatusOr<v1::RunCommandResponse> r = runner_->Run(
+            *req, [ctx] { return ctx->IsCancelled(); },
+            [&](const std::filesystem::path& log) {
+              ForwardOutput(stream, log, &offset, /*paced=*/false);
+            });
+        audit_->Record(caller, ctx->peer(), "RunCommandStreamed", target,
+                       r.status());
+        if (!r.ok()) {
+          stream->End(ToGrpcStatus(r.status()));
+          return;
+        }
+        // The rest, from the stored log (which also holds labtrace's own
+        // closing note), at the client's pace.
+        if (!r->log_artifact().id().empty()) {
+          if (absl::StatusOr<std::filesystem::path> path =
+                  store_->PathOf(r->log_artifact().id());
+              path.ok()) {
+            ForwardOutput(stream, *path, &offset, /*paced=*/true);
+          }
+        }
+        v1::RunCommandEvent last;
+        *last.mutable_result() = std::move(*r);
+        stream->Push(std::move(last));
+        stream->End(grpc::Status::OK);
+      });
   if (!submitted) {
     ctx->AddTrailingMetadata("labtrace-busy", pools_->commands.name());
-    stream->End(ToGrpcStatus(BusyStatus(pools_->commands, "RunCommandStreamed")));
+    stream->End(
+        ToGrpcStatus(BusyStatus(pools_->commands, "RunCommandStreamed")));
   }
   return stream;
 }

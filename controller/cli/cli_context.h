@@ -54,7 +54,9 @@ class CliContext {
   void set_plan(Plan plan) { plan_ = std::move(plan); }
   // The command line as typed (manifests and reports record it).
   const std::vector<std::string>& command_line() const { return command_line_; }
-  void set_command_line(std::vector<std::string> c) { command_line_ = std::move(c); }
+  void set_command_line(std::vector<std::string> c) {
+    command_line_ = std::move(c);
+  }
   bool interrupted() const { return interrupted_.load(); }
 
   // A plan run in progress receives Ctrl-C as RequestStop (cleanup and

@@ -270,10 +270,12 @@ int FetchFromObjectStore(CliContext& ctx) {
           std::filesystem::path(PathFromUtf8(it.host)) / it.path.filename());
     }
   }
-  if (absl::Status w = WriteFileAtomically(dir / "manifest.json", m.dump(2) + "\n");
+  if (absl::Status w =
+          WriteFileAtomically(dir / "manifest.json", m.dump(2) + "\n");
       !w.ok()) {
     ctx.err() << "warning: " << w.message() << "\n";
-  } else if (absl::StatusOr<std::filesystem::path> report = WriteHtmlReport(dir);
+  } else if (absl::StatusOr<std::filesystem::path> report =
+                 WriteHtmlReport(dir);
              !report.ok()) {
     ctx.err() << "warning: no " << kReportFileName << ": "
               << report.status().message() << "\n";

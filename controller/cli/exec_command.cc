@@ -37,7 +37,8 @@ int ExecCommand(CliContext& ctx) {
     return kExitUsage;
   }
   std::string run_id = args.Get("run-id");
-  if (run_id.empty()) run_id = absl::StrCat("exec-", name, "-", FileStamp(absl::Now()));
+  if (run_id.empty())
+    run_id = absl::StrCat("exec-", name, "-", FileStamp(absl::Now()));
   if (absl::Status s = ValidateName("--run-id", run_id); !s.ok()) {
     ctx.err() << "labtrace exec: " << s.message() << "\n";
     return kExitUsage;
@@ -90,7 +91,8 @@ int ExecCommand(CliContext& ctx) {
           }
           pending.append(piece.data(), piece.size());
           std::size_t start = 0;
-          for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos;
+          for (std::size_t nl;
+               (nl = pending.find('\n', start)) != std::string::npos;
                start = nl + 1) {
             ctx.out() << prefix
                       << absl::string_view(pending).substr(start, nl - start)
@@ -105,7 +107,8 @@ int ExecCommand(CliContext& ctx) {
           ctx.out().flush();
         };
         absl::StatusOr<v1::RunCommandResponse> r = c.RunCommandStreamed(
-            req, deadline, [&](const std::string& piece) { print(piece, false); });
+            req, deadline,
+            [&](const std::string& piece) { print(piece, false); });
         print("", true);
         return r;
       });
@@ -141,7 +144,8 @@ int ExecCommand(CliContext& ctx) {
     if (!resp.trace_error().empty()) {
       ctx.err() << r.host.name << ": warning: " << resp.trace_error() << "\n";
     }
-    const bool ok = resp.started() && resp.exit_code() == 0 && !resp.timed_out();
+    const bool ok =
+        resp.started() && resp.exit_code() == 0 && !resp.timed_out();
     if (!ok) {
       code = WorstExit(code, kExitFailed);
       ctx.err() << r.host.name << ": "
@@ -152,7 +156,8 @@ int ExecCommand(CliContext& ctx) {
     }
   }
   if (ctx.json()) ctx.out() << j.dump(2) << "\n";
-  if (std::string dir = args.Get("collect"); !dir.empty() && !to_collect.empty()) {
+  if (std::string dir = args.Get("collect");
+      !dir.empty() && !to_collect.empty()) {
     code = WorstExit(code, ctx.CollectInto(dir, to_collect));
   }
   // One host: the command's own exit code passes through.
